@@ -1,0 +1,453 @@
+"""Gamid: Gaussian Mixture Deterministic Policy Gradient on TD3, for MuJoCo locomotion.
+
+Dey & Sharon, "Comparing Deterministic and Soft Policy Gradients for Optimizing Gaussian Mixture
+Actors" (TMLR). The actor is a mixture of N Gaussians with learned means mu_i(s) and one shared,
+fixed covariance sigma^2 I. Each mean follows the deterministic policy gradient of Q1 plus a
+diversity bonus D_var that pushes it away from the other means (Algorithm 1, Eq. 4). With
+N = 1 this file computes exactly TD3.
+
+    python gamid_continuous_action.py --env-id Walker2d-v3
+"""
+
+import json
+import os
+import random
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Literal, NamedTuple, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    cuda: bool = True
+    """use a GPU when one is present (falls back to the CPU silently)"""
+    capture_video: bool = False
+    """record evaluation episodes to `videos/` with gymnasium's RecordVideo"""
+    save_model: bool = False
+    """save the actor and critics to the run directory at the end"""
+    runs_dir: str = "runs"
+    """where run directories are created"""
+
+    env_id: str = "HalfCheetah-v4"
+    """environment id; the paper's -v3 ids run on -v4 (SPEC §3)"""
+    total_timesteps: Optional[int] = None
+    """total environment steps (preset: Table 3)"""
+    learning_rate: Optional[float] = None
+    """Adam learning rate of actor and critics (preset: Table 3)"""
+    buffer_size: int = 1_000_000
+    """replay buffer capacity"""
+    gamma: Optional[float] = None
+    """discount factor (preset: Table 3)"""
+    tau: float = 0.005
+    """Polyak rate of the target networks (alpha of Alg. 1 line 16 is 1 - tau)"""
+    batch_size: Optional[int] = None
+    """minibatch size (preset: Table 3)"""
+    learning_starts: int = 10_000
+    """uniform random actions and no updates before this step (Table 3)"""
+    train_freq: Optional[Literal["step", "episode"]] = None
+    """train after every env step, or at the end of every episode (preset: Table 3)"""
+    gradient_steps: Optional[int] = None
+    """gradient steps per training round; -1 = as many as env steps collected (preset: Table 3)"""
+    net_arch: tuple[int, ...] = (256, 256)
+    """hidden layer sizes of actor and critics (Table 3)"""
+    noise_std: float = 0.1
+    """sigma of the shared covariance sigma^2 I, in the [-1, 1] action scale (Table 3 noise_std)"""
+    policy_noise: float = 0.2
+    """std of TD3's target policy smoothing noise"""
+    noise_clip: float = 0.5
+    """clip of TD3's target policy smoothing noise"""
+    policy_delay: int = 2
+    """actor and target updates every this many gradient steps (TD3)"""
+
+    n_actors: Optional[int] = None
+    """number of Gaussians N (preset: Table 5)"""
+    temperature_initial: Optional[float] = None
+    """policy divergence temperature tau at the start (preset: Table 5)"""
+    temperature_final: Optional[float] = None
+    """temperature after the decay (preset: Table 5)"""
+    temperature_fraction: Optional[float] = None
+    """fraction of total_timesteps over which the temperature decays linearly (preset: Table 5)"""
+    epsilon_initial: Optional[float] = None
+    """epsilon of the epsilon-greedy mixture weights at the start (preset: Table 5)"""
+    epsilon_final: Optional[float] = None
+    """epsilon after the decay (preset: Table 5)"""
+    epsilon_fraction: Optional[float] = None
+    """fraction of total_timesteps over which epsilon decays linearly (preset: Table 5)"""
+
+    eval_freq: int = 10_000
+    """greedy evaluation every this many env steps (and at the end)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
+    log_freq: int = 1_000
+    """TensorBoard scalars every this many env steps"""
+
+
+# Paper presets: Table 3 (TD3, shared) and Table 5 (Gamid). learning_starts 1e4 and 256x256 nets
+# are common to all six tasks and live in Args. Other Box envs get the GENERIC row.
+PRESET_FIELDS = ("total_timesteps", "learning_rate", "batch_size", "gamma", "train_freq", "gradient_steps",
+                 "n_actors", "temperature_initial", "temperature_final", "temperature_fraction",
+                 "epsilon_initial", "epsilon_final", "epsilon_fraction")
+PRESETS = {  #   total      lr    batch  gamma   train_freq grad  N  tau: init final frac  eps: init final frac
+    "Swimmer":     (1_000_000, 1e-3, 100, 0.9999, "step",      1,  3,      0.1, 0.1,  1.0,       0.3, 0.03, 0.5),
+    "HalfCheetah": (1_000_000, 1e-3, 100, 0.99,   "episode",  -1,  5,      0.1, 0.1,  1.0,       0.2, 0.02, 0.5),
+    "Hopper":      (1_000_000, 3e-4, 256, 0.99,   "step",      1,  2,      0.1, 0.01, 1.0,       0.1, 0.1,  1.0),
+    "Ant":         (1_000_000, 1e-3, 100, 0.99,   "episode",  -1,  2,      0.1, 0.1,  1.0,       0.1, 0.1,  1.0),
+    "Walker2d":    (1_000_000, 1e-3, 100, 0.99,   "episode",  -1,  3,      0.1, 0.1,  1.0,       0.3, 0.03, 1.0),
+    "Humanoid":    (2_000_000, 3e-4, 256, 0.99,   "step",      1,  4,      0.3, 0.1,  0.3,       0.3, 0.1,  0.3),
+}
+GENERIC = (1_000_000, 1e-3, 256, 0.99, "step", 1, 3, 0.1, 0.1, 1.0, 0.1, 0.1, 1.0)
+
+
+def resolve_env_id(env_id: str) -> str:
+    """Map the paper's -v3 ids (mujoco-py, no longer installable) to -v4; reject unknown ids."""
+    task, _, version = env_id.rpartition("-")
+    if task in PRESETS and version == "v3":
+        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model, reward and observations).")
+        return f"{task}-v4"
+    if env_id not in gym.registry:
+        supported = ", ".join(f"{t}-v3/-v4/-v5" for t in PRESETS)
+        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {supported} (other registered Box-action envs also run).")
+    return env_id
+
+
+def resolve_args(args: Args) -> Args:
+    """Fill every field left unset from the task's paper preset, then check the values (SPEC §5, §10)."""
+    args.env_id = resolve_env_id(args.env_id)
+    task = args.env_id.rpartition("-")[0]
+    if task not in PRESETS:
+        print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters use the generic preset.")
+    for field, value in zip(PRESET_FIELDS, PRESETS.get(task, GENERIC)):
+        if getattr(args, field) is None:
+            setattr(args, field, value)
+    problems = [
+        (args.n_actors < 1, f"--n-actors must be at least 1, got {args.n_actors}."),
+        (min(args.temperature_initial, args.temperature_final) < 0, "Temperatures must not be negative."),
+        (not all(0 <= v <= 1 for v in (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction,
+                                      args.temperature_fraction)), "Epsilons and schedule fractions must lie in [0, 1]."),
+        (args.batch_size > args.buffer_size, f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}."),
+        (args.total_timesteps <= args.learning_starts,
+         f"--total-timesteps {args.total_timesteps} must exceed --learning-starts {args.learning_starts}, or nothing is trained."),
+        (args.gradient_steps == 0 or args.gradient_steps < -1, "--gradient-steps must be positive, or -1 for one per env step."),
+        (min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1,
+         "--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive."),
+    ]
+    for failed, sentence in problems:
+        if failed:
+            raise SystemExit(sentence)
+    return args
+
+
+def linear_schedule(initial: float, final: float, fraction: float, total: int, step: int) -> float:
+    """Linear decay from `initial` to `final` over the first `fraction` of `total` steps, then constant."""
+    progress = min(step / (fraction * total), 1.0) if fraction > 0 else 1.0
+    return initial + progress * (final - initial)
+
+
+class EnsembleMLP(nn.Module):
+    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer (SPEC §11).
+
+    Input (n, B, in) or (1, B, in) broadcast to every member; output (n, B, out). Each member is
+    initialised like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
+    """
+
+    def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        dims = (in_dim, *hidden, out_dim)
+        bounds = [d**-0.5 for d in dims[:-1]]
+        self.weights = nn.ParameterList(nn.Parameter(torch.empty(n, i, o).uniform_(-b, b)) for i, o, b in zip(dims, dims[1:], bounds))
+        self.biases = nn.ParameterList(nn.Parameter(torch.empty(n, 1, o).uniform_(-b, b)) for o, b in zip(dims[1:], bounds))
+
+    def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
+        layers = [(w[:members], b[:members]) for w, b in zip(self.weights, self.biases)]
+        x = x.expand(layers[0][0].shape[0], -1, -1)
+        for i, (w, b) in enumerate(layers):
+            x = torch.baddbmm(b, x, w)
+            if i < len(layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+class GaussianMeans(nn.Module):
+    """The N means mu(s; theta[i]) of the mixture in one pass, tanh-bounded to the [-1, 1] action scale."""
+
+    def __init__(self, n_actors: int, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.net = EnsembleMLP(n_actors, obs_dim, act_dim, hidden)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:  # (B, obs) -> (N, B, act)
+        return torch.tanh(self.net(obs.unsqueeze(0)))
+
+
+class TwinQ(nn.Module):
+    """TD3's two critics as one two-member ensemble."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.net = EnsembleMLP(2, obs_dim + act_dim, 1, hidden)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
+        """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
+        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)
+        return self.net(x.reshape(1, -1, x.shape[-1]), members).view(members, *actions.shape[:-1])
+
+
+def d_var(means: torch.Tensor) -> torch.Tensor:
+    """D_var(i) = -log sum_{j != i} exp(-||mu_i - sg(mu_j)||^2), Eq. 4 (Sigma = I, uniform weights folded into tau).
+
+    means (N, B, act) -> (N, B). The other Gaussians are constants for Gaussian i (Alg. 1 line 13),
+    so mu_j is detached. With N = 1 the sum is empty and the term is 0: Gamid reduces to TD3.
+    """
+    n = means.shape[0]
+    if n == 1:
+        return means.new_zeros(means.shape[:2])
+    sq_dist = (means.unsqueeze(1) - means.detach().unsqueeze(0)).pow(2).sum(-1)  # [i, j, B]
+    not_self = ~torch.eye(n, dtype=torch.bool, device=means.device).unsqueeze(-1)
+    return -torch.logsumexp((-sq_dist).masked_fill(~not_self, float("-inf")), dim=1)
+
+
+def epsilon_greedy_weights(q: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """Mixture weights of §3.1 from q (N, B) = Q1(s, mu_i(s)): 1 - eps + eps/N for the argmax, eps/N otherwise. -> (B, N)."""
+    n = q.shape[0]
+    return (1 - epsilon) * F.one_hot(q.argmax(0), n).to(q.dtype) + epsilon / n
+
+
+@torch.no_grad()
+def gmm_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, epsilon: float, noise_std: float):
+    """Alg. 1 lines 3-4: n ~ P (epsilon-greedy on Q1), a = clip(mu_n(s) + N(0, sigma^2 I), -1, 1).
+
+    obs (B, obs) -> actions (B, act) in the [-1, 1] scale and the chosen Gaussians n (B,).
+    epsilon = noise_std = 0 is the greedy, noise-free policy used for evaluation.
+    """
+    means = actor(obs)
+    n = torch.multinomial(epsilon_greedy_weights(qf(obs, means, members=1)[0], epsilon), 1).squeeze(1)
+    mean = means[n, torch.arange(obs.shape[0], device=obs.device)]
+    return (mean + noise_std * torch.randn_like(mean)).clamp(-1, 1), n
+
+
+class Batch(NamedTuple):
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminated: torch.Tensor
+
+
+class ReplayBuffer:
+    """FIFO of transitions as tensors on the training device. Actions are stored in the [-1, 1] scale."""
+
+    def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
+        self.size, self.pos, self.full, self.device = size, 0, False, device
+        self.obs = torch.zeros(size, obs_dim, device=device)
+        self.next_obs = torch.zeros(size, obs_dim, device=device)
+        self.actions = torch.zeros(size, act_dim, device=device)
+        self.rewards = torch.zeros(size, device=device)
+        self.terminated = torch.zeros(size, device=device)
+
+    def add(self, obs, action, reward, next_obs, terminated):
+        for store, value in ((self.obs, obs), (self.actions, action), (self.rewards, reward),
+                             (self.next_obs, next_obs), (self.terminated, terminated)):
+            store[self.pos] = torch.as_tensor(value, dtype=torch.float32)
+        self.pos = (self.pos + 1) % self.size
+        self.full = self.full or self.pos == 0
+
+    def sample(self, batch_size: int) -> Batch:
+        idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
+        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
+
+
+def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer, batch: Batch,
+               update_actor: bool, temperature: float, args: Args) -> dict:
+    """One gradient step of Alg. 1 (lines 10-16) on TD3. Returns detached diagnostics (no host sync)."""
+    # Line 10 with TD3's target smoothing and clipped double Q: y = r + gamma (1 - d) max_i min_k Q_targ,k(s', a'_i).
+    with torch.no_grad():
+        next_means = actor_target(batch.next_obs)  # (N, B, act)
+        noise = (torch.randn_like(next_means) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
+        next_q = qf_target(batch.next_obs, (next_means + noise).clamp(-1, 1)).min(0).values  # (N, B)
+        y = batch.rewards + args.gamma * (1 - batch.terminated) * next_q.max(0).values
+
+    # Line 11: regress both critics on y.
+    q = qf(batch.obs, batch.actions)  # (2, B)
+    qf_loss = (q - y).pow(2).mean(1).sum()
+    q_optimizer.zero_grad(set_to_none=True)
+    qf_loss.backward()
+    q_optimizer.step()
+    stats = {"losses/qf_loss": qf_loss.detach(), "losses/qf1_values": q[0].detach().mean(),
+             "losses/qf2_values": q[1].detach().mean()}
+
+    if update_actor:
+        # Lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - tau_t mean_s D_var(i).
+        # Summing over i is exact: theta[i] enters only loss_i (other means are detached in D_var).
+        means = actor(batch.obs)
+        qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
+        q1 = qf(batch.obs, means, members=1)[0]  # (N, B)
+        qf.requires_grad_(True)
+        diversity = d_var(means).mean(1)  # (N,)
+        actor_loss = -(q1.mean(1) + temperature * diversity).sum()
+        actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        actor_optimizer.step()
+
+        # Line 16, as Polyak averaging after each actor update (TD3): targ <- (1 - tau) targ + tau main.
+        with torch.no_grad():
+            for target, main in ((actor_target, actor), (qf_target, qf)):
+                torch._foreach_lerp_(list(target.parameters()), list(main.parameters()), args.tau)
+        stats |= {"losses/actor_loss": actor_loss.detach(), "charts/sum_d_var": diversity.detach().sum()}
+    return stats
+
+
+def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    return space.low + (action + 1) * 0.5 * (space.high - space.low)
+
+
+def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    return 2 * (action - space.low) / (space.high - space.low) - 1
+
+
+def evaluate(actor: GaussianMeans, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device) -> list[float]:
+    """Returns of `episodes` episodes with the greedy Gaussian, argmax_i Q1(s, mu_i(s)), and no noise (SPEC §4.9)."""
+    returns = []
+    for _ in range(episodes):
+        obs, _ = env.reset()
+        done, total = False, 0.0
+        while not done:
+            action, _ = gmm_action(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device)[None], 0.0, 0.0)
+            obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0].cpu().numpy(), env.action_space))
+            done, total = terminated or truncated, total + float(reward)
+        returns.append(total)
+    return returns
+
+
+def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env:
+    """A single env (no vector env: episode boundaries stay explicit, so none can leak into the buffer)."""
+    env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise SystemExit(f"{env_id} has a {type(env.action_space).__name__} action space; Gamid needs a continuous (Box) one.")
+    if not isinstance(env.observation_space, gym.spaces.Box):
+        raise SystemExit(f"{env_id} has a {type(env.observation_space).__name__} observation space; this script needs a flat Box.")
+    if video_dir:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    env.action_space.seed(seed)
+    return env
+
+
+def main(args: Args) -> str:
+    """Train Gamid; returns the run directory."""
+    args = resolve_args(args)
+    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = os.path.join(args.runs_dir, run_name)
+    env = make_env(args.env_id, args.seed)
+    eval_env = make_env(args.env_id, args.seed + 1, os.path.join(run_dir, "videos") if args.capture_video else None)
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    writer = SummaryWriter(run_dir)
+    hyperparameters = asdict(args)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in hyperparameters.items()))
+    with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
+        json.dump(hyperparameters, f, indent=2)
+    print("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hyperparameters.items()))
+
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    actor = GaussianMeans(args.n_actors, obs_dim, act_dim, args.net_arch).to(device)
+    qf = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
+    actor_target = GaussianMeans(args.n_actors, obs_dim, act_dim, args.net_arch).to(device)
+    qf_target = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
+    actor_target.load_state_dict(actor.state_dict())  # Alg. 1 line 1
+    qf_target.load_state_dict(qf.state_dict())
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
+    q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+
+    selected = torch.zeros(args.n_actors, device=device)  # per-Gaussian selection counts of this log interval
+    recent_returns = deque(maxlen=10)
+    stats, n_updates, episode_steps = {}, 0, 0
+    start_time = last_print = time.time()
+    obs, _ = env.reset(seed=args.seed)
+    eval_env.reset(seed=args.seed + 1)  # later resets continue these seeded streams
+    for global_step in range(1, args.total_timesteps + 1):
+        temperature = linear_schedule(args.temperature_initial, args.temperature_final, args.temperature_fraction,
+                                      args.total_timesteps, global_step)
+        epsilon = linear_schedule(args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, args.total_timesteps, global_step)
+
+        # Alg. 1 lines 3-8. Before learning_starts, uniform random actions.
+        if global_step <= args.learning_starts:
+            action = from_env_action(env.action_space.sample(), env.action_space)
+        else:
+            action, n = gmm_action(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device)[None],
+                                   epsilon, args.noise_std)
+            action = action[0].cpu().numpy()
+            selected[n] += 1
+        next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
+        rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through time limits
+        obs = next_obs
+        episode_steps += 1
+        episode_over = terminated or truncated
+        if episode_over:
+            recent_returns.append(float(info["episode"]["r"]))
+            writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
+            writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
+            obs, _ = env.reset()
+
+        # Lines 9-16, per env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
+        if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
+            n_steps = args.gradient_steps if args.gradient_steps > 0 else (1 if args.train_freq == "step" else episode_steps)
+            for _ in range(n_steps):
+                n_updates += 1
+                stats |= train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
+                                    rb.sample(args.batch_size), n_updates % args.policy_delay == 0, temperature, args)
+        if episode_over:
+            episode_steps = 0
+
+        if global_step % args.log_freq == 0 and stats:
+            values = {tag: value.item() for tag, value in stats.items()}
+            bad = [tag for tag, value in values.items() if not np.isfinite(value)]
+            if bad:
+                writer.close()
+                raise SystemExit(f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir}).")
+            for tag, value in values.items():
+                writer.add_scalar(tag, value, global_step)
+            writer.add_scalar("charts/temperature", temperature, global_step)
+            writer.add_scalar("charts/epsilon", epsilon, global_step)
+            for i, fraction in enumerate((selected / selected.sum().clamp(min=1)).tolist()):
+                writer.add_scalar(f"charts/selected_fraction/gaussian_{i}", fraction, global_step)
+            selected.zero_()
+            writer.add_scalar("charts/SPS", global_step / (time.time() - start_time), global_step)
+        if time.time() - last_print > 5:
+            last_print = time.time()
+            recent = f"{np.mean(recent_returns):.1f}" if recent_returns else "n/a"
+            print(f"step {global_step}, SPS {global_step / (last_print - start_time):.0f}, recent return {recent}")
+
+        if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+            returns = evaluate(actor, qf, eval_env, args.eval_episodes, device)
+            writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+            print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
+
+    if args.save_model:
+        path = os.path.join(run_dir, f"{args.exp_name}.model")
+        torch.save({"actor": actor.state_dict(), "qf": qf.state_dict(), "args": asdict(args)}, path)
+        print(f"model saved to {path}")
+    env.close()
+    eval_env.close()
+    writer.close()
+    return run_dir
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

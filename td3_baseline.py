@@ -1,0 +1,380 @@
+"""TD3 (Fujimoto et al., 2018) for MuJoCo locomotion: the single-Gaussian baseline of the Gamid paper.
+
+One deterministic actor mu(s) explored with fixed Gaussian noise, twin critics with clipped double
+Q, target policy smoothing and delayed actor updates. Same presets (paper Table 3), logging,
+evaluation and CLI as gamid_continuous_action.py, which with --n-actors 1 computes the same updates.
+
+    python td3_baseline.py --env-id Walker2d-v3
+"""
+
+import json
+import os
+import random
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Literal, NamedTuple, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    cuda: bool = True
+    """use a GPU when one is present (falls back to the CPU silently)"""
+    capture_video: bool = False
+    """record evaluation episodes to `videos/` with gymnasium's RecordVideo"""
+    save_model: bool = False
+    """save the actor and critics to the run directory at the end"""
+    runs_dir: str = "runs"
+    """where run directories are created"""
+
+    env_id: str = "HalfCheetah-v4"
+    """environment id; the paper's -v3 ids run on -v4 (SPEC §3)"""
+    total_timesteps: Optional[int] = None
+    """total environment steps (preset: Table 3)"""
+    learning_rate: Optional[float] = None
+    """Adam learning rate of actor and critics (preset: Table 3)"""
+    buffer_size: int = 1_000_000
+    """replay buffer capacity"""
+    gamma: Optional[float] = None
+    """discount factor (preset: Table 3)"""
+    tau: float = 0.005
+    """Polyak rate of the target networks"""
+    batch_size: Optional[int] = None
+    """minibatch size (preset: Table 3)"""
+    learning_starts: int = 10_000
+    """uniform random actions and no updates before this step (Table 3)"""
+    train_freq: Optional[Literal["step", "episode"]] = None
+    """train after every env step, or at the end of every episode (preset: Table 3)"""
+    gradient_steps: Optional[int] = None
+    """gradient steps per training round; -1 = as many as env steps collected (preset: Table 3)"""
+    net_arch: tuple[int, ...] = (256, 256)
+    """hidden layer sizes of actor and critics (Table 3)"""
+    noise_std: float = 0.1
+    """std of the Gaussian exploration noise, in the [-1, 1] action scale (Table 3 noise_std)"""
+    policy_noise: float = 0.2
+    """std of TD3's target policy smoothing noise"""
+    noise_clip: float = 0.5
+    """clip of TD3's target policy smoothing noise"""
+    policy_delay: int = 2
+    """actor and target updates every this many gradient steps (TD3)"""
+
+    eval_freq: int = 10_000
+    """greedy evaluation every this many env steps (and at the end)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
+    log_freq: int = 1_000
+    """TensorBoard scalars every this many env steps"""
+
+
+# Paper presets: Table 3 (TD3, shared by TD3 and Gamid). learning_starts 1e4 and 256x256 nets are
+# common to all six tasks and live in Args. Other Box envs get the GENERIC row.
+PRESET_FIELDS = ("total_timesteps", "learning_rate", "batch_size", "gamma", "train_freq", "gradient_steps")
+PRESETS = {  #   total      lr    batch  gamma   train_freq grad
+    "Swimmer":     (1_000_000, 1e-3, 100, 0.9999, "step",      1),
+    "HalfCheetah": (1_000_000, 1e-3, 100, 0.99,   "episode",  -1),
+    "Hopper":      (1_000_000, 3e-4, 256, 0.99,   "step",      1),
+    "Ant":         (1_000_000, 1e-3, 100, 0.99,   "episode",  -1),
+    "Walker2d":    (1_000_000, 1e-3, 100, 0.99,   "episode",  -1),
+    "Humanoid":    (2_000_000, 3e-4, 256, 0.99,   "step",      1),
+}
+GENERIC = (1_000_000, 1e-3, 256, 0.99, "step", 1)
+
+
+def resolve_env_id(env_id: str) -> str:
+    """Map the paper's -v3 ids (mujoco-py, no longer installable) to -v4; reject unknown ids."""
+    task, _, version = env_id.rpartition("-")
+    if task in PRESETS and version == "v3":
+        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model, reward and observations).")
+        return f"{task}-v4"
+    if env_id not in gym.registry:
+        supported = ", ".join(f"{t}-v3/-v4/-v5" for t in PRESETS)
+        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {supported} (other registered Box-action envs also run).")
+    return env_id
+
+
+def resolve_args(args: Args) -> Args:
+    """Fill every field left unset from the task's paper preset, then check the values (SPEC §5, §10)."""
+    args.env_id = resolve_env_id(args.env_id)
+    task = args.env_id.rpartition("-")[0]
+    if task not in PRESETS:
+        print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters use the generic preset.")
+    for field, value in zip(PRESET_FIELDS, PRESETS.get(task, GENERIC)):
+        if getattr(args, field) is None:
+            setattr(args, field, value)
+    problems = [
+        (args.batch_size > args.buffer_size, f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}."),
+        (args.total_timesteps <= args.learning_starts,
+         f"--total-timesteps {args.total_timesteps} must exceed --learning-starts {args.learning_starts}, or nothing is trained."),
+        (args.gradient_steps == 0 or args.gradient_steps < -1, "--gradient-steps must be positive, or -1 for one per env step."),
+        (min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1,
+         "--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive."),
+    ]
+    for failed, sentence in problems:
+        if failed:
+            raise SystemExit(sentence)
+    return args
+
+
+class EnsembleMLP(nn.Module):
+    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer (SPEC §11).
+
+    Input (n, B, in) or (1, B, in) broadcast to every member; output (n, B, out). Each member is
+    initialised like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
+    """
+
+    def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        dims = (in_dim, *hidden, out_dim)
+        bounds = [d**-0.5 for d in dims[:-1]]
+        self.weights = nn.ParameterList(nn.Parameter(torch.empty(n, i, o).uniform_(-b, b)) for i, o, b in zip(dims, dims[1:], bounds))
+        self.biases = nn.ParameterList(nn.Parameter(torch.empty(n, 1, o).uniform_(-b, b)) for o, b in zip(dims[1:], bounds))
+
+    def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
+        layers = [(w[:members], b[:members]) for w, b in zip(self.weights, self.biases)]
+        x = x.expand(layers[0][0].shape[0], -1, -1)
+        for i, (w, b) in enumerate(layers):
+            x = torch.baddbmm(b, x, w)
+            if i < len(layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+class Actor(nn.Module):
+    """The deterministic policy mu(s), tanh-bounded to the [-1, 1] action scale."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        dims = (obs_dim, *hidden)
+        layers = [layer for i, o in zip(dims, dims[1:]) for layer in (nn.Linear(i, o), nn.ReLU())]
+        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], act_dim), nn.Tanh())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:  # (B, obs) -> (B, act)
+        return self.net(obs)
+
+
+class TwinQ(nn.Module):
+    """TD3's two critics as one two-member ensemble."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.net = EnsembleMLP(2, obs_dim + act_dim, 1, hidden)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
+        """Q_k(s, a) for k < members: (B, obs), (B, act) -> (members, B)."""
+        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)
+        return self.net(x.reshape(1, -1, x.shape[-1]), members).view(members, *actions.shape[:-1])
+
+
+class Batch(NamedTuple):
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminated: torch.Tensor
+
+
+class ReplayBuffer:
+    """FIFO of transitions as tensors on the training device. Actions are stored in the [-1, 1] scale."""
+
+    def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
+        self.size, self.pos, self.full, self.device = size, 0, False, device
+        self.obs = torch.zeros(size, obs_dim, device=device)
+        self.next_obs = torch.zeros(size, obs_dim, device=device)
+        self.actions = torch.zeros(size, act_dim, device=device)
+        self.rewards = torch.zeros(size, device=device)
+        self.terminated = torch.zeros(size, device=device)
+
+    def add(self, obs, action, reward, next_obs, terminated):
+        for store, value in ((self.obs, obs), (self.actions, action), (self.rewards, reward),
+                             (self.next_obs, next_obs), (self.terminated, terminated)):
+            store[self.pos] = torch.as_tensor(value, dtype=torch.float32)
+        self.pos = (self.pos + 1) % self.size
+        self.full = self.full or self.pos == 0
+
+    def sample(self, batch_size: int) -> Batch:
+        idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
+        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
+
+
+def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer, batch: Batch,
+               update_actor: bool, args: Args) -> dict:
+    """One TD3 gradient step. Returns detached diagnostics (no host sync)."""
+    # Target policy smoothing and clipped double Q: y = r + gamma (1 - d) min_k Q_targ,k(s', a').
+    with torch.no_grad():
+        next_action = actor_target(batch.next_obs)
+        noise = (torch.randn_like(next_action) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
+        next_q = qf_target(batch.next_obs, (next_action + noise).clamp(-1, 1)).min(0).values
+        y = batch.rewards + args.gamma * (1 - batch.terminated) * next_q
+
+    # Regress both critics on y.
+    q = qf(batch.obs, batch.actions)  # (2, B)
+    qf_loss = (q - y).pow(2).mean(1).sum()
+    q_optimizer.zero_grad(set_to_none=True)
+    qf_loss.backward()
+    q_optimizer.step()
+    stats = {"losses/qf_loss": qf_loss.detach(), "losses/qf1_values": q[0].detach().mean(),
+             "losses/qf2_values": q[1].detach().mean()}
+
+    if update_actor:
+        # Deterministic policy gradient through Q1.
+        qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
+        q1 = qf(batch.obs, actor(batch.obs), members=1)[0]
+        qf.requires_grad_(True)
+        actor_loss = -q1.mean()
+        actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        actor_optimizer.step()
+
+        # Polyak averaging after each actor update: targ <- (1 - tau) targ + tau main.
+        with torch.no_grad():
+            for target, main in ((actor_target, actor), (qf_target, qf)):
+                torch._foreach_lerp_(list(target.parameters()), list(main.parameters()), args.tau)
+        stats["losses/actor_loss"] = actor_loss.detach()
+    return stats
+
+
+def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    return space.low + (action + 1) * 0.5 * (space.high - space.low)
+
+
+def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    return 2 * (action - space.low) / (space.high - space.low) - 1
+
+
+@torch.no_grad()
+def evaluate(actor: Actor, env: gym.Env, episodes: int, device: torch.device) -> list[float]:
+    """Returns of `episodes` episodes of the noise-free policy mu(s) (SPEC §4.9)."""
+    returns = []
+    for _ in range(episodes):
+        obs, _ = env.reset()
+        done, total = False, 0.0
+        while not done:
+            action = actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0].cpu().numpy()
+            obs, reward, terminated, truncated, _ = env.step(to_env_action(action, env.action_space))
+            done, total = terminated or truncated, total + float(reward)
+        returns.append(total)
+    return returns
+
+
+def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env:
+    """A single env (no vector env: episode boundaries stay explicit, so none can leak into the buffer)."""
+    env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise SystemExit(f"{env_id} has a {type(env.action_space).__name__} action space; TD3 needs a continuous (Box) one.")
+    if not isinstance(env.observation_space, gym.spaces.Box):
+        raise SystemExit(f"{env_id} has a {type(env.observation_space).__name__} observation space; this script needs a flat Box.")
+    if video_dir:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    env.action_space.seed(seed)
+    return env
+
+
+def main(args: Args) -> str:
+    """Train TD3; returns the run directory."""
+    args = resolve_args(args)
+    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = os.path.join(args.runs_dir, run_name)
+    env = make_env(args.env_id, args.seed)
+    eval_env = make_env(args.env_id, args.seed + 1, os.path.join(run_dir, "videos") if args.capture_video else None)
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    writer = SummaryWriter(run_dir)
+    hyperparameters = asdict(args)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in hyperparameters.items()))
+    with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
+        json.dump(hyperparameters, f, indent=2)
+    print("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hyperparameters.items()))
+
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    actor = Actor(obs_dim, act_dim, args.net_arch).to(device)
+    qf = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
+    actor_target = Actor(obs_dim, act_dim, args.net_arch).to(device)
+    qf_target = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
+    actor_target.load_state_dict(actor.state_dict())
+    qf_target.load_state_dict(qf.state_dict())
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
+    q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+
+    recent_returns = deque(maxlen=10)
+    stats, n_updates, episode_steps = {}, 0, 0
+    start_time = last_print = time.time()
+    obs, _ = env.reset(seed=args.seed)
+    eval_env.reset(seed=args.seed + 1)  # later resets continue these seeded streams
+    for global_step in range(1, args.total_timesteps + 1):
+        # Act: before learning_starts uniformly at random, then a = clip(mu(s) + N(0, sigma^2 I), -1, 1).
+        if global_step <= args.learning_starts:
+            action = from_env_action(env.action_space.sample(), env.action_space)
+        else:
+            with torch.no_grad():
+                mean = actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0]
+                action = (mean + args.noise_std * torch.randn_like(mean)).clamp(-1, 1).cpu().numpy()
+        next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
+        rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through time limits
+        obs = next_obs
+        episode_steps += 1
+        episode_over = terminated or truncated
+        if episode_over:
+            recent_returns.append(float(info["episode"]["r"]))
+            writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
+            writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
+            obs, _ = env.reset()
+
+        # Train per env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
+        if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
+            n_steps = args.gradient_steps if args.gradient_steps > 0 else (1 if args.train_freq == "step" else episode_steps)
+            for _ in range(n_steps):
+                n_updates += 1
+                stats |= train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
+                                    rb.sample(args.batch_size), n_updates % args.policy_delay == 0, args)
+        if episode_over:
+            episode_steps = 0
+
+        if global_step % args.log_freq == 0 and stats:
+            values = {tag: value.item() for tag, value in stats.items()}
+            bad = [tag for tag, value in values.items() if not np.isfinite(value)]
+            if bad:
+                writer.close()
+                raise SystemExit(f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir}).")
+            for tag, value in values.items():
+                writer.add_scalar(tag, value, global_step)
+            writer.add_scalar("charts/SPS", global_step / (time.time() - start_time), global_step)
+        if time.time() - last_print > 5:
+            last_print = time.time()
+            recent = f"{np.mean(recent_returns):.1f}" if recent_returns else "n/a"
+            print(f"step {global_step}, SPS {global_step / (last_print - start_time):.0f}, recent return {recent}")
+
+        if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+            returns = evaluate(actor, eval_env, args.eval_episodes, device)
+            writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+            print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
+
+    if args.save_model:
+        path = os.path.join(run_dir, f"{args.exp_name}.model")
+        torch.save({"actor": actor.state_dict(), "qf": qf.state_dict(), "args": asdict(args)}, path)
+        print(f"model saved to {path}")
+    env.close()
+    eval_env.close()
+    writer.close()
+    return run_dir
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
