@@ -268,19 +268,31 @@ class ReplayBuffer:
         return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
 
 
+@torch.no_grad()
+def td_target(actor_target: GaussianMeans, qf_target: TwinQ, batch: Batch, args: Args) -> torch.Tensor:
+    """Alg. 1 line 10 with TD3's target smoothing and clipped double Q: y = r + gamma (1 - d) max_i min_k Q_targ,k(s', a'_i)."""
+    next_means = actor_target(batch.next_obs)  # (N, B, act)
+    noise = (torch.randn_like(next_means) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
+    next_q = qf_target(batch.next_obs, (next_means + noise).clamp(-1, 1)).min(0).values  # (N, B)
+    return batch.rewards + args.gamma * (1 - batch.terminated) * next_q.max(0).values
+
+
+def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float):
+    """Alg. 1 lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - tau_t mean_s D_var(i). -> (losses (N,), D_var (N,))."""
+    means = actor(obs)
+    qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
+    q1 = qf(obs, means, members=1)[0]  # (N, B)
+    qf.requires_grad_(True)
+    diversity = d_var(means).mean(1)
+    return -(q1.mean(1) + temperature * diversity), diversity
+
+
 def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer, batch: Batch,
                update_actor: bool, temperature: float, args: Args) -> dict:
-    """One gradient step of Alg. 1 (lines 10-16) on TD3. Returns detached diagnostics (no host sync)."""
-    # Line 10 with TD3's target smoothing and clipped double Q: y = r + gamma (1 - d) max_i min_k Q_targ,k(s', a'_i).
-    with torch.no_grad():
-        next_means = actor_target(batch.next_obs)  # (N, B, act)
-        noise = (torch.randn_like(next_means) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
-        next_q = qf_target(batch.next_obs, (next_means + noise).clamp(-1, 1)).min(0).values  # (N, B)
-        y = batch.rewards + args.gamma * (1 - batch.terminated) * next_q.max(0).values
-
-    # Line 11: regress both critics on y.
+    """One gradient step of Alg. 1 (lines 9-16) on TD3. Returns detached diagnostics (no host sync)."""
+    # Line 11: regress both critics on the target y of line 10.
     q = qf(batch.obs, batch.actions)  # (2, B)
-    qf_loss = (q - y).pow(2).mean(1).sum()
+    qf_loss = (q - td_target(actor_target, qf_target, batch, args)).pow(2).mean(1).sum()
     q_optimizer.zero_grad(set_to_none=True)
     qf_loss.backward()
     q_optimizer.step()
@@ -288,23 +300,17 @@ def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
              "losses/qf2_values": q[1].detach().mean()}
 
     if update_actor:
-        # Lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - tau_t mean_s D_var(i).
-        # Summing over i is exact: theta[i] enters only loss_i (other means are detached in D_var).
-        means = actor(batch.obs)
-        qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
-        q1 = qf(batch.obs, means, members=1)[0]  # (N, B)
-        qf.requires_grad_(True)
-        diversity = d_var(means).mean(1)  # (N,)
-        actor_loss = -(q1.mean(1) + temperature * diversity).sum()
+        # Lines 12-15. Summing the N losses is exact: theta[i] enters only loss_i (mu_j is detached in D_var).
+        losses, diversity = actor_losses(actor, qf, batch.obs, temperature)
         actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        losses.sum().backward()
         actor_optimizer.step()
 
         # Line 16, as Polyak averaging after each actor update (TD3): targ <- (1 - tau) targ + tau main.
         with torch.no_grad():
             for target, main in ((actor_target, actor), (qf_target, qf)):
                 torch._foreach_lerp_(list(target.parameters()), list(main.parameters()), args.tau)
-        stats |= {"losses/actor_loss": actor_loss.detach(), "charts/sum_d_var": diversity.detach().sum()}
+        stats |= {"losses/actor_loss": losses.detach().sum(), "charts/sum_d_var": diversity.detach().sum()}
     return stats
 
 

@@ -208,19 +208,21 @@ class ReplayBuffer:
         return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
 
 
+@torch.no_grad()
+def td_target(actor_target: Actor, qf_target: TwinQ, batch: Batch, args: Args) -> torch.Tensor:
+    """Target policy smoothing and clipped double Q: y = r + gamma (1 - d) min_k Q_targ,k(s', a')."""
+    next_action = actor_target(batch.next_obs)
+    noise = (torch.randn_like(next_action) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
+    next_q = qf_target(batch.next_obs, (next_action + noise).clamp(-1, 1)).min(0).values
+    return batch.rewards + args.gamma * (1 - batch.terminated) * next_q
+
+
 def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer, batch: Batch,
                update_actor: bool, args: Args) -> dict:
     """One TD3 gradient step. Returns detached diagnostics (no host sync)."""
-    # Target policy smoothing and clipped double Q: y = r + gamma (1 - d) min_k Q_targ,k(s', a').
-    with torch.no_grad():
-        next_action = actor_target(batch.next_obs)
-        noise = (torch.randn_like(next_action) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
-        next_q = qf_target(batch.next_obs, (next_action + noise).clamp(-1, 1)).min(0).values
-        y = batch.rewards + args.gamma * (1 - batch.terminated) * next_q
-
-    # Regress both critics on y.
+    # Regress both critics on the target y.
     q = qf(batch.obs, batch.actions)  # (2, B)
-    qf_loss = (q - y).pow(2).mean(1).sum()
+    qf_loss = (q - td_target(actor_target, qf_target, batch, args)).pow(2).mean(1).sum()
     q_optimizer.zero_grad(set_to_none=True)
     qf_loss.backward()
     q_optimizer.step()
@@ -230,9 +232,8 @@ def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
     if update_actor:
         # Deterministic policy gradient through Q1.
         qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
-        q1 = qf(batch.obs, actor(batch.obs), members=1)[0]
+        actor_loss = -qf(batch.obs, actor(batch.obs), members=1)[0].mean()
         qf.requires_grad_(True)
-        actor_loss = -q1.mean()
         actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         actor_optimizer.step()

@@ -1,0 +1,189 @@
+"""gamid_continuous_action.py and td3_baseline.py as a user runs them: equivalence, real MuJoCo runs, bad input."""
+
+import copy
+import glob
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import gamid_continuous_action as gamid
+import td3_baseline as td3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A few thousand steps of Hopper (terminating episodes) with small nets: seconds, not minutes.
+TINY = dict(env_id="Hopper-v4", total_timesteps=1500, learning_starts=500, batch_size=32, net_arch=(32, 32),
+            eval_freq=750, eval_episodes=2, log_freq=250, save_model=True)
+
+
+def scalars(run_dir):
+    acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_gamid_with_one_gaussian_computes_td3_updates():
+    """From identical weights, batches and noise, Gamid N = 1 and TD3 end with identical parameters."""
+    torch.manual_seed(0)
+    obs_dim, act_dim, hidden = 5, 2, (16, 16)
+    args = gamid.Args(gamma=0.99, n_actors=1)
+    g_actor = gamid.GaussianMeans(1, obs_dim, act_dim, hidden).double()
+    g_qf = gamid.TwinQ(obs_dim, act_dim, hidden).double()
+    t_actor = td3.Actor(obs_dim, act_dim, hidden).double()
+    t_qf = td3.TwinQ(obs_dim, act_dim, hidden).double()
+    t_qf.load_state_dict(g_qf.state_dict())
+    linears = [m for m in t_actor.net if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for lin, w, b in zip(linears, g_actor.net.weights, g_actor.net.biases):
+            lin.weight.copy_(w[0].T)
+            lin.bias.copy_(b[0, 0])
+    nets = {}
+    for name, actor, qf in (("gamid", g_actor, g_qf), ("td3", t_actor, t_qf)):
+        nets[name] = [actor, copy.deepcopy(actor), qf, copy.deepcopy(qf),
+                      torch.optim.Adam(actor.parameters(), lr=1e-3, fused=True),
+                      torch.optim.Adam(qf.parameters(), lr=1e-3, fused=True)]
+
+    for step in range(1, 7):
+        batch = gamid.Batch(torch.randn(64, obs_dim, dtype=torch.float64), torch.rand(64, act_dim, dtype=torch.float64) * 2 - 1,
+                            torch.randn(64, dtype=torch.float64), torch.randn(64, obs_dim, dtype=torch.float64),
+                            (torch.rand(64) < 0.2).double())
+        rng = torch.get_rng_state()
+        gamid.train_step(*nets["gamid"], batch, step % 2 == 0, 0.1, args)
+        torch.set_rng_state(rng)  # the same target-smoothing noise for both
+        td3.train_step(*nets["td3"], batch, step % 2 == 0, args)
+
+    g_actor, g_actor_t, g_qf, g_qf_t = nets["gamid"][:4]
+    t_actor, t_actor_t, t_qf, t_qf_t = nets["td3"][:4]
+    for a, b in ((g_qf, t_qf), (g_qf_t, t_qf_t)):
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.allclose(p, q, rtol=0, atol=1e-12)
+    for a, b in ((g_actor, t_actor), (g_actor_t, t_actor_t)):
+        lins = [m for m in b.net if isinstance(m, torch.nn.Linear)]
+        for lin, w, bias in zip(lins, a.net.weights, a.net.biases):
+            assert torch.allclose(w[0].T, lin.weight, rtol=0, atol=1e-12)
+            assert torch.allclose(bias[0, 0], lin.bias, rtol=0, atol=1e-12)
+    assert not torch.allclose(g_actor.net.weights[0], g_actor_t.net.weights[0])  # the updates did move something
+
+
+@pytest.mark.parametrize("module", [gamid, td3], ids=["gamid", "td3"])
+def test_short_run_logs_evaluates_and_saves_a_model_that_loads_back(module, tmp_path):
+    run_dir = module.main(module.Args(runs_dir=str(tmp_path), **TINY))
+    logged = scalars(run_dir)
+    expected = {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return",
+                "losses/qf_loss", "losses/qf1_values", "losses/actor_loss"}
+    if module is gamid:  # SPEC §4.8: diversity, schedules and per-Gaussian selection
+        expected |= {"charts/sum_d_var", "charts/temperature", "charts/epsilon",
+                     "charts/selected_fraction/gaussian_0", "charts/selected_fraction/gaussian_1"}
+    assert expected <= set(logged)
+    assert [step for step, _ in logged["eval/episodic_return"]] == [750, 1500]
+    assert os.path.exists(os.path.join(run_dir, "hyperparameters.json"))
+
+    checkpoint = torch.load(os.path.join(run_dir, f"{module.__name__}.model"))
+    saved = module.Args(**checkpoint["args"])
+    env = module.make_env(saved.env_id, seed=0)
+    env.reset(seed=0)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    if module is gamid:
+        actor, qf = gamid.GaussianMeans(saved.n_actors, obs_dim, act_dim, saved.net_arch), gamid.TwinQ(obs_dim, act_dim, saved.net_arch)
+        actor.load_state_dict(checkpoint["actor"])
+        qf.load_state_dict(checkpoint["qf"])
+        returns = gamid.evaluate(actor, qf, env, 2, torch.device("cpu"))
+    else:
+        actor = td3.Actor(obs_dim, act_dim, saved.net_arch)
+        actor.load_state_dict(checkpoint["actor"])
+        returns = td3.evaluate(actor, env, 2, torch.device("cpu"))
+    assert len(returns) == 2 and all(np.isfinite(returns))
+    # The loaded greedy policy is deterministic; on the same seeded env it reproduces its return.
+    env.reset(seed=0)
+    again = gamid.evaluate(actor, qf, env, 2, torch.device("cpu")) if module is gamid else td3.evaluate(actor, env, 2, torch.device("cpu"))
+    assert again == returns
+
+
+def test_paper_preset_fills_unset_fields_and_flags_override(capsys):
+    args = gamid.resolve_args(gamid.Args(env_id="Walker2d-v3", batch_size=64))
+    assert "Walker2d-v3 needs mujoco-py" in capsys.readouterr().out
+    assert args.env_id == "Walker2d-v4"
+    assert (args.n_actors, args.learning_rate, args.gamma, args.train_freq, args.gradient_steps) == (3, 1e-3, 0.99, "episode", -1)
+    assert (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction) == (0.3, 0.03, 1.0)
+    assert args.batch_size == 64  # an explicit flag beats the preset (Table 3 says 100)
+    humanoid = gamid.resolve_args(gamid.Args(env_id="Humanoid-v5"))
+    assert (humanoid.total_timesteps, humanoid.n_actors, humanoid.temperature_initial, humanoid.temperature_fraction) == (2_000_000, 4, 0.3, 0.3)
+    assert td3.resolve_args(td3.Args(env_id="Swimmer-v3")).gamma == 0.9999
+
+
+def test_episode_schedule_trains_at_episode_end_as_many_steps_as_collected(tmp_path, monkeypatch):
+    calls = []
+    real = gamid.train_step
+    monkeypatch.setattr(gamid, "train_step", lambda *a: calls.append(a[7]) or real(*a))
+    gamid.main(gamid.Args(runs_dir=str(tmp_path), **{**TINY, "env_id": "Swimmer-v4", "total_timesteps": 1200,
+                                                     "train_freq": "episode", "gradient_steps": -1, "save_model": False}))
+    # Swimmer episodes last 1000 steps: nothing is trained until the first episode ends at step 1000, which
+    # brings 1000 gradient steps; the unfinished second episode brings none.
+    assert len(calls) == 1000
+    assert calls[:4] == [False, True, False, True]  # actor every policy_delay = 2 gradient steps
+
+
+def test_same_seed_gives_identical_logged_returns(tmp_path):
+    config = {**TINY, "save_model": False}
+    first = scalars(gamid.main(gamid.Args(runs_dir=str(tmp_path / "a"), **config)))
+    second = scalars(gamid.main(gamid.Args(runs_dir=str(tmp_path / "b"), **config)))
+    for tag in ("charts/episodic_return", "eval/episodic_return", "losses/qf_loss", "charts/sum_d_var"):
+        assert first[tag] == second[tag]
+    third = scalars(gamid.main(gamid.Args(runs_dir=str(tmp_path / "c"), **{**config, "seed": 2})))
+    assert first["charts/episodic_return"] != third["charts/episodic_return"]
+
+
+BAD_MIXTURE = [
+    (dict(n_actors=0), "--n-actors must be at least 1"),
+    (dict(epsilon_initial=1.5), "must lie in [0, 1]"),
+    (dict(temperature_fraction=-0.1), "must lie in [0, 1]"),
+    (dict(temperature_final=-1.0), "must not be negative"),
+]
+BAD = [
+    (dict(batch_size=2000, buffer_size=1000), "larger than --buffer-size"),
+    (dict(total_timesteps=500, learning_starts=500), "must exceed --learning-starts"),
+    (dict(env_id="NoSuchEnv-v0"), "Unknown env id 'NoSuchEnv-v0'; supported paper tasks are Swimmer"),
+    (dict(env_id="CartPole-v1"), "CartPole-v1 has a Discrete action space"),
+]
+
+
+CASES = [(gamid, *case) for case in BAD_MIXTURE + BAD] + [(td3, *case) for case in BAD]
+
+
+@pytest.mark.parametrize("module,override,sentence", CASES, ids=[f"{m.__name__}: {s}" for m, _, s in CASES])
+def test_bad_input_is_refused_before_training(module, override, sentence, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(module.Args(runs_dir=str(tmp_path), **{**TINY, **override}))
+    message = str(exit_info.value.code)
+    assert sentence in message and message.count(". ") == 0 and "\n" not in message
+    assert not os.listdir(tmp_path)  # nothing was trained or logged
+
+
+@pytest.mark.parametrize("script", ["gamid_continuous_action.py", "td3_baseline.py"])
+def test_bad_input_from_the_command_line_exits_nonzero_without_traceback(script, tmp_path):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, script), "--env-id", "CartPole-v1", "--runs-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("CartPole-v1 has a Discrete action space")
+
+
+def test_nan_loss_stops_the_run_naming_step_and_loss_after_saving_logs(tmp_path, monkeypatch):
+    real = gamid.train_step
+
+    def poisoned(*args):
+        stats = real(*args)
+        stats["losses/qf_loss"] = stats["losses/qf_loss"] * float("nan")
+        return stats
+
+    monkeypatch.setattr(gamid, "train_step", poisoned)
+    with pytest.raises(SystemExit) as exit_info:
+        gamid.main(gamid.Args(runs_dir=str(tmp_path), **TINY))
+    assert str(exit_info.value.code).startswith("losses/qf_loss is nan at step 750")
+    run_dir = glob.glob(str(tmp_path / "*"))[0]
+    assert "charts/episodic_return" in scalars(run_dir)  # what was logged before the stop is on disk
