@@ -35,7 +35,7 @@ class Args:
     cuda: bool = True
     """use a GPU when one is present (falls back to the CPU silently)"""
     capture_video: bool = False
-    """record evaluation episodes to `videos/` with gymnasium's RecordVideo"""
+    """record evaluation episodes to the run's `videos/` (needs a renderer: on a headless machine set MUJOCO_GL=egl or osmesa)"""
     save_model: bool = False
     """save the actor and critics to the run directory at the end"""
     runs_dir: str = "runs"
@@ -322,11 +322,11 @@ def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
-def evaluate(actor: GaussianMeans, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device) -> list[float]:
-    """Returns of `episodes` episodes with the greedy Gaussian, argmax_i Q1(s, mu_i(s)), and no noise (SPEC §4.9)."""
+def evaluate(actor: GaussianMeans, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device, seed: int) -> list[float]:
+    """Returns of the greedy Gaussian, argmax_i Q1(s, mu_i(s)), without noise (SPEC §4.9); episode i starts from seed + i."""
     returns = []
-    for _ in range(episodes):
-        obs, _ = env.reset()
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
         done, total = False, 0.0
         while not done:
             action, _ = gmm_action(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device)[None], 0.0, 0.0)
@@ -356,7 +356,7 @@ def main(args: Args) -> str:
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = os.path.join(args.runs_dir, run_name)
     env = make_env(args.env_id, args.seed)
-    eval_env = make_env(args.env_id, args.seed + 1, os.path.join(run_dir, "videos") if args.capture_video else None)
+    eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -386,7 +386,6 @@ def main(args: Args) -> str:
     stats, n_updates, episode_steps = {}, 0, 0
     start_time = last_print = time.time()
     obs, _ = env.reset(seed=args.seed)
-    eval_env.reset(seed=args.seed + 1)  # later resets continue these seeded streams
     for global_step in range(1, args.total_timesteps + 1):
         temperature = linear_schedule(args.temperature_initial, args.temperature_final, args.temperature_fraction,
                                       args.total_timesteps, global_step)
@@ -441,7 +440,7 @@ def main(args: Args) -> str:
             print(f"step {global_step}, SPS {global_step / (last_print - start_time):.0f}, recent return {recent}")
 
         if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
-            returns = evaluate(actor, qf, eval_env, args.eval_episodes, device)
+            returns = evaluate(actor, qf, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
 
