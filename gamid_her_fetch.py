@@ -194,7 +194,7 @@ class EnsembleMLP(nn.Module):
         for i, (w, b) in enumerate(layers):
             x = torch.baddbmm(b, x, w)
             if i < len(layers) - 1:
-                x = F.relu(x)
+                x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
 

@@ -170,7 +170,7 @@ class EnsembleMLP(nn.Module):
         for i, (w, b) in enumerate(layers):
             x = torch.baddbmm(b, x, w)
             if i < len(layers) - 1:
-                x = F.relu(x)
+                x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
 
@@ -185,7 +185,7 @@ class MixtureActor(nn.Module):
         super().__init__()
         self.k, self.act_dim, self.learn_weights = n_components, act_dim, learn_weights
         dims = (obs_dim, *hidden)
-        self.trunk = nn.Sequential(*[layer for i, o in zip(dims, dims[1:]) for layer in (nn.Linear(i, o), nn.ReLU())])
+        self.trunk = nn.Sequential(*[layer for i, o in zip(dims, dims[1:]) for layer in (nn.Linear(i, o), nn.ReLU(inplace=True))])
         self.head = nn.Linear(dims[-1], n_components * (2 * act_dim + int(learn_weights)))
 
     def forward(self, obs: torch.Tensor):

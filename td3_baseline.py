@@ -147,7 +147,7 @@ class EnsembleMLP(nn.Module):
         for i, (w, b) in enumerate(layers):
             x = torch.baddbmm(b, x, w)
             if i < len(layers) - 1:
-                x = F.relu(x)
+                x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
 
@@ -157,7 +157,7 @@ class Actor(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
         super().__init__()
         dims = (obs_dim, *hidden)
-        layers = [layer for i, o in zip(dims, dims[1:]) for layer in (nn.Linear(i, o), nn.ReLU())]
+        layers = [layer for i, o in zip(dims, dims[1:]) for layer in (nn.Linear(i, o), nn.ReLU(inplace=True))]
         self.net = nn.Sequential(*layers, nn.Linear(dims[-1], act_dim), nn.Tanh())
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:  # (B, obs) -> (B, act)
