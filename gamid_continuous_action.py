@@ -207,6 +207,8 @@ class TwinQ(nn.Module):
 def d_var(means: torch.Tensor) -> torch.Tensor:
     """D_var(i) = -log sum_{j != i} exp(-||mu_i - sg(mu_j)||^2), Eq. 4 (Sigma = I, uniform weights folded into tau).
 
+    Eq. 4 takes Sigma = I, not the acting covariance sigma^2 I: the scale difference is a constant
+    factor inside the exponent, which the tuned temperatures of Table 5 were chosen with.
     means (N, B, act) -> (N, B). The other Gaussians are constants for Gaussian i (Alg. 1 line 13),
     so mu_j is detached. With N = 1 the sum is empty and the term is 0: Gamid reduces to TD3.
     """
@@ -270,7 +272,11 @@ class ReplayBuffer:
 
 @torch.no_grad()
 def td_target(actor_target: GaussianMeans, qf_target: TwinQ, batch: Batch, args: Args) -> torch.Tensor:
-    """Alg. 1 line 10 with TD3's target smoothing and clipped double Q: y = r + gamma (1 - d) max_i min_k Q_targ,k(s', a'_i)."""
+    """Alg. 1 line 10 with TD3's target smoothing and clipped double Q: y = r + gamma (1 - d) max_i min_k Q_targ,k(s', a'_i).
+
+    Line 10 as printed uses the online means mu(s'; theta[i]) and one Q_targ; Gamid is built on TD3
+    (paper §3.2, end), so the target means, smoothing noise and min over the twin critics are TD3's.
+    """
     next_means = actor_target(batch.next_obs)  # (N, B, act)
     noise = (torch.randn_like(next_means) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
     next_q = qf_target(batch.next_obs, (next_means + noise).clamp(-1, 1)).min(0).values  # (N, B)
