@@ -207,8 +207,8 @@ class TwinQ(nn.Module):
 def d_var(means: torch.Tensor) -> torch.Tensor:
     """D_var(i) = -log sum_{j != i} exp(-||mu_i - sg(mu_j)||^2), Eq. 4 (Sigma = I, uniform weights folded into tau).
 
-    Eq. 4 takes Sigma = I, not the acting covariance sigma^2 I: the scale difference is a constant
-    factor inside the exponent, which the tuned temperatures of Table 5 were chosen with.
+    Eq. 4 takes Sigma = I, not the acting covariance sigma^2 I (whose exact Gaussian KL would scale the
+    squared distances by 1 / (2 sigma^2) = 50); Table 5's temperatures were tuned with Sigma = I.
     means (N, B, act) -> (N, B). The other Gaussians are constants for Gaussian i (Alg. 1 line 13),
     so mu_j is detached. With N = 1 the sum is empty and the term is 0: Gamid reduces to TD3.
     """
