@@ -417,12 +417,12 @@ def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
 
 
 def evaluate(actor: GaussianMeans, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device,
-             normalizer: Normalizer) -> tuple[list[float], list[float]]:
+             normalizer: Normalizer, seed: int) -> tuple[list[float], list[float]]:
     """Returns and successes (info["is_success"] at the last step; NaN if the env reports none) of `episodes`
-    episodes with the greedy Gaussian, argmax_i Q1(s, mu_i(s)), and no noise (SPEC §4.9)."""
+    episodes with the greedy Gaussian, argmax_i Q1(s, mu_i(s)), and no noise (SPEC §4.9); episode i starts from seed + i."""
     returns, successes = [], []
-    for _ in range(episodes):
-        obs, _ = env.reset()
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)  # the same goals and start states at every evaluation
         done, total = False, 0.0
         while not done:
             x = torch.as_tensor(policy_input(obs, normalizer), device=device)[None]
@@ -467,7 +467,7 @@ def main(args: Args) -> str:
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = os.path.join(args.runs_dir, run_name)
     env = make_env(args.env_id, args.seed)
-    eval_env = make_env(args.env_id, args.seed + 1, os.path.join(run_dir, "videos") if args.capture_video else None)
+    eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
     horizon = env.spec.max_episode_steps
     if args.buffer_size < horizon:
         raise SystemExit(f"--buffer-size {args.buffer_size} cannot hold one {horizon}-step episode.")
@@ -505,7 +505,6 @@ def main(args: Args) -> str:
     stats, n_updates = {}, 0
     start_time = last_print = time.time()
     obs, _ = env.reset(seed=args.seed)
-    eval_env.reset(seed=args.seed + 1)  # later resets continue these seeded streams
     episode = new_episode(obs)
     for global_step in range(1, args.total_timesteps + 1):
         temperature = linear_schedule(args.temperature_initial, args.temperature_final, args.temperature_fraction,
@@ -569,7 +568,8 @@ def main(args: Args) -> str:
             print(f"step {global_step}, SPS {global_step / (last_print - start_time):.0f}, recent return {recent}")
 
         if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
-            returns, successes = evaluate(actor, qf, eval_env, args.eval_episodes, device, normalizer)
+            returns, successes = evaluate(actor, qf, eval_env, args.eval_episodes, device, normalizer,
+                                          seed=args.seed + 10_000)
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             writer.add_scalar("eval/success_rate", np.mean(successes), global_step)
             print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}, success rate {np.mean(successes):.2f}")

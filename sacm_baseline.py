@@ -349,11 +349,11 @@ def policy_action(actor: MixtureActor, obs: np.ndarray, device: torch.device, gr
     return torch.tanh(u)[0].cpu().numpy()
 
 
-def evaluate(actor: MixtureActor, env: gym.Env, episodes: int, device: torch.device) -> list[float]:
-    """Returns of `episodes` episodes with the greedy action: tanh of the mean of the most probable component."""
+def evaluate(actor: MixtureActor, env: gym.Env, episodes: int, device: torch.device, seed: int) -> list[float]:
+    """Returns of the greedy action, tanh of the mean of the most probable component; episode i starts from seed + i."""
     returns = []
-    for _ in range(episodes):
-        obs, _ = env.reset()
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
         done, total = False, 0.0
         while not done:
             action = policy_action(actor, obs, device, greedy=True)
@@ -383,7 +383,7 @@ def main(args: Args) -> str:
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = os.path.join(args.runs_dir, run_name)
     env = make_env(args.env_id, args.seed)
-    eval_env = make_env(args.env_id, args.seed + 1, os.path.join(run_dir, "videos") if args.capture_video else None)
+    eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -412,7 +412,6 @@ def main(args: Args) -> str:
     stats, episode_steps = {}, 0
     start_time = last_print = time.time()
     obs, _ = env.reset(seed=args.seed)
-    eval_env.reset(seed=args.seed + 1)  # later resets continue these seeded streams
     for global_step in range(1, args.total_timesteps + 1):
         # Act: before learning_starts uniformly at random, then a sample of the squashed mixture.
         if global_step <= args.learning_starts:
@@ -454,7 +453,7 @@ def main(args: Args) -> str:
             print(f"step {global_step}, SPS {global_step / (last_print - start_time):.0f}, recent return {recent}")
 
         if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
-            returns = evaluate(actor, eval_env, args.eval_episodes, device)
+            returns = evaluate(actor, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
 

@@ -183,7 +183,6 @@ def test_end_to_end_fetch_run_logs_success_and_saves_a_model_that_loads(tmp_path
     checkpoint = torch.load(os.path.join(run_dir, "gamid_her_fetch.model"))  # weights_only: plain tensors and lists
     assert checkpoint["args"]["env_id"] == "FetchReach-v4" and checkpoint["normalizer"]["count"] > 0
     env = her.make_env("FetchReach-v4", 5)
-    env.reset(seed=5)
     in_dim = env.observation_space["observation"].shape[0] + env.observation_space["desired_goal"].shape[0]
     actor = her.GaussianMeans(2, in_dim, 4, (64, 64))
     qf = her.TwinQ(in_dim, 4, (64, 64))
@@ -192,8 +191,12 @@ def test_end_to_end_fetch_run_logs_success_and_saves_a_model_that_loads(tmp_path
     normalizer = her.Normalizer(in_dim, False)
     normalizer.load_state_dict(checkpoint["normalizer"])
     assert normalizer.enabled
-    returns, successes = her.evaluate(actor, qf, env, 2, torch.device("cpu"), normalizer)
+    returns, successes = her.evaluate(actor, qf, env, 2, torch.device("cpu"), normalizer, seed=args.seed + 10_000)
     assert len(returns) == 2 and all(-50 <= r <= 0 for r in returns) and set(successes) <= {0.0, 1.0}
+    # Greedy and on the run's evaluation seeds, the loaded model reproduces the run's last evaluation (after so
+    # short a run every FetchReach return may be -50; the seeding itself is checked by the next test).
+    assert np.mean(returns) == pytest.approx(acc.Scalars("eval/episodic_return")[-1].value, rel=1e-5)
+    assert np.mean(successes) == pytest.approx(acc.Scalars("eval/success_rate")[-1].value)
     env.close()
 
 
@@ -212,3 +215,20 @@ def test_unknown_env_id_is_refused_naming_the_supported_ones():
     with pytest.raises(SystemExit) as refused:
         her.resolve_args(her.Args(env_id="FetchPull-v4"))
     assert "FetchPush-v1/-v4" in str(refused.value) and "FetchPickAndPlace" in str(refused.value)
+
+
+def test_every_evaluation_restarts_from_the_same_seeds(one_thread):
+    seeds = []
+
+    class RecordSeeds(gym.Wrapper):
+        def reset(self, *, seed=None, options=None):
+            seeds.append(seed)
+            return super().reset(seed=seed, options=options)
+
+    env = RecordSeeds(her.make_env("FetchReach-v4", 0))
+    in_dim = env.observation_space["observation"].shape[0] + env.observation_space["desired_goal"].shape[0]
+    actor, qf = her.GaussianMeans(2, in_dim, 4, (16,)), her.TwinQ(in_dim, 4, (16,))
+    for _ in range(2):
+        her.evaluate(actor, qf, env, 3, torch.device("cpu"), her.Normalizer(in_dim, False), seed=10)
+    assert seeds == [10, 11, 12, 10, 11, 12]
+    env.close()

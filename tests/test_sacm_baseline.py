@@ -227,11 +227,10 @@ def test_short_mujoco_run_logs_evaluates_and_saves_a_model_that_loads_back(k, tm
     actor.load_state_dict(checkpoint["actor"])
     sacm.TwinQ(obs_dim, act_dim, saved.net_arch).load_state_dict(checkpoint["qf"])
     assert 0 < checkpoint["log_alpha"].exp().item() < logged["losses/alpha"][-1][1]  # still falling after the last log
-    env.reset(seed=0)
-    returns = sacm.evaluate(actor, env, 2, torch.device("cpu"))
-    env.reset(seed=0)
+    returns = sacm.evaluate(actor, env, 2, torch.device("cpu"), seed=saved.seed + 10_000)
     assert len(returns) == 2 and all(np.isfinite(returns))
-    assert sacm.evaluate(actor, env, 2, torch.device("cpu")) == returns  # greedy: deterministic on the same seeded env
+    # Greedy and on the run's evaluation seeds, the loaded actor reproduces the run's last evaluation.
+    assert np.mean(returns) == pytest.approx(logged["eval/episodic_return"][-1][1], rel=1e-5)
 
 
 def test_same_seed_gives_identical_logged_numbers(tmp_path):
