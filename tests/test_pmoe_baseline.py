@@ -1,0 +1,423 @@
+"""pmoe_baseline.py: densities against torch.distributions, PMOE's gradients by hand, runs, run control, bad input."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributions as D
+import torch.nn as nn
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import pmoe_baseline as pmoe
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Hopper (random actions end episodes within ~50 steps) with small nets: seconds per run.
+TINY = dict(
+    env_id="Hopper-v4",
+    n_experts=3,
+    total_timesteps=800,
+    learning_starts=300,
+    batch_size=32,
+    net_arch=(32, 32),
+    eval_freq=400,
+    eval_episodes=2,
+    log_freq=100,
+    checkpoint_freq=0,
+    cuda=False,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small nets run fastest on one intra-op thread, which also keeps a shared, busy CPU from oversubscription."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def scalars(run_dir):
+    """Every scalar of a run, as the TensorBoard UI shows it (purged steps of a resumed run removed)."""
+    acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def random_mixture(k, batch, act_dim, seed=0):
+    """Mixture parameters in float64 with non-uniform, state-dependent weights."""
+    g = torch.Generator().manual_seed(seed)
+    mean = torch.randn(k, batch, act_dim, generator=g, dtype=torch.float64)
+    log_std = torch.rand(k, batch, act_dim, generator=g, dtype=torch.float64) * 1.5 - 1.2
+    log_weights = torch.randn(k, batch, generator=g, dtype=torch.float64).log_softmax(0)
+    return mean, log_std, log_weights
+
+
+def tanh_gaussian(mean, log_std):
+    """SAC's squashed Gaussian, built by torch.distributions."""
+    return D.TransformedDistribution(D.Independent(D.Normal(mean, log_std.exp()), 1), [D.TanhTransform()])
+
+
+class GivenPolicy(nn.Module):
+    """A stand-in actor whose means and log-stds are free parameters and whose routing function is linear."""
+
+    def __init__(self, mean, log_std, router_weight, router_bias):
+        super().__init__()
+        self.k = mean.shape[0]
+        self.mean, self.log_std = nn.Parameter(mean.clone()), nn.Parameter(log_std.clone())
+        self.router = nn.Linear(router_weight.shape[1], self.k).double()
+        with torch.no_grad():
+            self.router.weight.copy_(router_weight)
+            self.router.bias.copy_(router_bias)
+
+    def forward(self, obs):
+        return self.mean, self.log_std, self.router(obs).log_softmax(-1).T
+
+
+def linear_twin_q(obs_dim, act_dim, weights, biases):
+    """Q_k(s, a) = weights[k] . [s, a] + biases[k]: a TwinQ with no hidden layer is linear."""
+    qf = pmoe.TwinQ(obs_dim, act_dim, ()).double()
+    with torch.no_grad():
+        qf.net.weights[0].copy_(weights[:, :, None])
+        qf.net.biases[0].copy_(biases[:, None, None])
+    return qf
+
+
+# --- densities -------------------------------------------------------------------------------------------------
+
+
+def test_mixture_density_matches_mixture_same_family_with_tanh():
+    mean, log_std, log_weights = random_mixture(4, 16, 3)
+    u = torch.randn(5, 16, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2
+    components = D.Independent(D.Normal(mean.transpose(0, 1), log_std.exp().transpose(0, 1)), 1)
+    mixture = D.MixtureSameFamily(D.Categorical(logits=log_weights.T), components)
+    squashed = D.TransformedDistribution(mixture, [D.TanhTransform()])
+    expected = squashed.log_prob(torch.tanh(u))
+    ours = pmoe.mixture_log_prob(u, mean, log_std, log_weights)
+    assert ours.shape == (5, 16)
+    assert torch.allclose(ours, expected, rtol=0, atol=1e-8)
+
+
+def test_squashed_mixture_density_integrates_to_one_over_a_1d_action():
+    mean, log_std, log_weights = random_mixture(3, 4, 1, seed=1)
+    u = torch.linspace(-12, 12, 200_001, dtype=torch.float64)
+    density = pmoe.mixture_log_prob(u[:, None, None].expand(-1, 4, 1), mean, log_std, log_weights).exp()
+    integral = torch.trapezoid(density.T, torch.tanh(u))  # over a = tanh(u) in (-1, 1), for each of 4 states
+    assert torch.allclose(integral, torch.ones(4, dtype=torch.float64), rtol=0, atol=1e-6)
+
+
+def test_each_experts_density_is_its_own_tanh_gaussian_and_stays_finite_in_the_tails():
+    mean, log_std, _ = random_mixture(4, 16, 3, seed=2)
+    u = mean + log_std.exp() * torch.randn_like(mean)
+    expected = tanh_gaussian(mean, log_std).log_prob(torch.tanh(u))  # (K, B)
+    assert torch.allclose(pmoe.expert_log_prob(u, mean, log_std), expected, rtol=0, atol=1e-8)
+    far = torch.full_like(mean, 40.0)  # 1 - tanh(40)^2 underflows to 0 in float64
+    assert torch.isfinite(pmoe.expert_log_prob(far, mean, log_std)).all()
+
+
+# --- PMOE's gradients ------------------------------------------------------------------------------------------
+
+
+def tiny_case(monkeypatch):
+    """K = 3 experts, B = 2 states, |A| = 2, a linear twin critic, and fixed noise eps."""
+    torch.manual_seed(0)
+    k, batch, obs_dim, act_dim = 3, 2, 2, 2
+    obs = torch.tensor([[0.5, -1.0], [1.5, 0.3]], dtype=torch.float64)
+    mean = torch.tensor([[[0.2, -0.1], [0.9, 0.4]], [[-0.6, 0.3], [0.1, 0.1]], [[0.5, 0.8], [-0.4, -0.9]]])
+    log_std = torch.tensor([[[-1.0, -0.5], [-0.2, -1.5]], [[-0.7, -0.9], [-1.1, -0.3]], [[-0.4, -1.2], [-0.8, -0.6]]])
+    mean, log_std = mean.double(), log_std.double()
+    actor = GivenPolicy(mean, log_std, torch.randn(k, obs_dim).double(), torch.randn(k).double())
+    q_weights = torch.tensor([[0.3, -0.2, 1.0, 0.5], [0.1, 0.4, 0.7, 0.9]], dtype=torch.float64)
+    qf = linear_twin_q(obs_dim, act_dim, q_weights, torch.tensor([0.2, -0.1], dtype=torch.float64))
+    eps = torch.tensor([[[0.3, -1.2], [0.8, 0.1]], [[-0.5, 0.6], [1.1, -0.4]], [[0.0, 0.9], [-0.7, 0.2]]])
+    monkeypatch.setattr(torch, "randn_like", lambda x: eps.to(x.dtype))
+    return actor, qf, obs, q_weights, eps.double(), (k, batch)
+
+
+def test_only_the_best_expert_is_trained_with_the_hand_computed_gradient(monkeypatch):
+    actor, qf, obs, q_weights, eps, (k, batch) = tiny_case(monkeypatch)
+    alpha = torch.tensor(0.3, dtype=torch.float64)
+    loss, stats = pmoe.pmoe_actor_loss(actor, qf, obs, alpha)
+    loss.backward()
+
+    # By hand: u_i = mu_i + sigma_i eps_i, a_i = tanh(u_i), q_i = min_k Q_k(s, a_i), i* = argmax_i q_i.
+    mean, std = actor.mean.detach(), actor.log_std.detach().exp()
+    u = mean + std * eps
+    a = torch.tanh(u)
+    q_each = torch.stack(
+        [(torch.cat([obs.expand(k, -1, -1), a], -1) * w).sum(-1) + b for w, b in zip(q_weights, [0.2, -0.1])]
+    )
+    q = q_each.min(0).values  # (K, B)
+    best = q.argmax(0)
+    assert best.tolist() == [2, 0]  # a different expert wins at each state
+    # d/dmu of alpha log pi_i(a_i|s) - Q(s, a_i) with eps fixed: the Gaussian term does not move, the tanh
+    # correction -sum log(1 - tanh(u)^2) gives 2 tanh(u); Q gives -dQ/da (1 - tanh(u)^2); averaged over B states.
+    expected_mean = torch.zeros_like(mean)
+    expected_log_std = torch.zeros_like(mean)
+    for b in range(batch):
+        i = best[b]
+        critic = q_each[:, i, b].argmin()  # the critic that is the min at this action
+        dq_da = q_weights[critic, obs.shape[1] :]
+        d_du = alpha * 2 * a[i, b] - dq_da * (1 - a[i, b] ** 2)
+        expected_mean[i, b] = d_du / batch
+        # d/dlog sigma: u moves by sigma eps; the Gaussian term contributes -1 per dimension.
+        expected_log_std[i, b] = (d_du * std[i, b] * eps[i, b] - alpha) / batch
+    assert torch.allclose(actor.mean.grad, expected_mean, rtol=0, atol=1e-10)
+    assert torch.allclose(actor.log_std.grad, expected_log_std, rtol=0, atol=1e-10)
+    assert (actor.mean.grad[best, torch.arange(batch)] != 0).all()  # the best expert moves ...
+    others = torch.ones(k, batch, dtype=torch.bool)
+    others[best, torch.arange(batch)] = False
+    assert (actor.mean.grad[others] == 0).all()  # ... and no other one does
+    assert all(p.grad is None for p in qf.parameters())  # the critics are not trained by the actor loss
+
+
+def test_routing_function_regresses_onto_the_best_expert_with_the_hand_computed_gradient(monkeypatch):
+    actor, qf, obs, q_weights, eps, (k, batch) = tiny_case(monkeypatch)
+    loss, stats = pmoe.pmoe_actor_loss(actor, qf, obs, torch.tensor(0.3, dtype=torch.float64))
+    loss.backward()
+
+    a = torch.tanh(actor.mean.detach() + actor.log_std.detach().exp() * eps)
+    q = torch.minimum(*qf(obs, a)).detach()
+    onehot = torch.zeros(k, batch, dtype=torch.float64)
+    onehot[q.argmax(0), torch.arange(batch)] = 1
+    psi = torch.softmax(obs @ actor.router.weight.detach().T + actor.router.bias.detach(), -1).T  # (K, B)
+    # L = 1/(K B) sum_{i,b} (psi_ib - v_ib)^2;  dL/dz_jb = 2/(K B) sum_i (psi_ib - v_ib) psi_ib ([i = j] - psi_jb).
+    d_logits = torch.zeros(k, batch, dtype=torch.float64)
+    for j in range(k):
+        for b in range(batch):
+            for i in range(k):
+                d_logits[j, b] += 2 / (k * batch) * (psi[i, b] - onehot[i, b]) * psi[i, b] * (float(i == j) - psi[j, b])
+    assert torch.isclose(stats["losses/routing_loss"], ((psi - onehot) ** 2).mean(), rtol=0, atol=1e-12)
+    assert torch.allclose(actor.router.weight.grad, d_logits @ obs, rtol=0, atol=1e-12)
+    assert torch.allclose(actor.router.bias.grad, d_logits.sum(1), rtol=0, atol=1e-12)
+    assert torch.allclose(stats["charts/expert_0/best_fraction"], onehot[0].mean())
+
+
+def test_one_expert_is_sac():
+    torch.manual_seed(0)
+    actor = pmoe.MixtureOfExperts(1, 5, 3, (16, 16)).double()
+    qf = pmoe.TwinQ(5, 3, (16, 16)).double()
+    obs = torch.randn(32, 5, dtype=torch.float64)
+    alpha = torch.tensor(0.2, dtype=torch.float64)
+    torch.manual_seed(1)
+    loss, stats = pmoe.pmoe_actor_loss(actor, qf, obs, alpha)
+    torch.manual_seed(1)
+    mean, log_std, log_weights = actor(obs)
+    assert torch.equal(log_weights, torch.zeros(1, 32, dtype=torch.float64))
+    u = mean[0] + log_std[0].exp() * torch.randn_like(mean[0])
+    sac = alpha * tanh_gaussian(mean[0], log_std[0]).log_prob(torch.tanh(u)) - torch.minimum(*qf(obs, torch.tanh(u)))
+    assert torch.allclose(loss, sac.mean(), rtol=0, atol=1e-10)
+    assert stats["losses/routing_loss"] == 0
+    assert torch.allclose(stats["charts/entropy"], stats["charts/expert_entropy"])  # one expert: one density
+
+
+def test_soft_target_draws_the_expert_from_the_routing_function_and_never_bootstraps_through_termination(monkeypatch):
+    torch.manual_seed(0)
+    obs_dim, act_dim, batch_size = 3, 1, 4000
+    mean = torch.tensor([-5.0, 5.0], dtype=torch.float64).view(2, 1, 1).expand(2, batch_size, 1)
+    log_std = torch.full((2, batch_size, 1), -6.0, dtype=torch.float64)
+    router_bias = torch.tensor([0.3, 0.7], dtype=torch.float64).log()  # psi = (0.3, 0.7) at every state
+    actor = GivenPolicy(mean, log_std, torch.zeros(2, obs_dim, dtype=torch.float64), router_bias)
+    q_weights = torch.tensor([[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 2.0]], dtype=torch.float64)
+    qf_target = linear_twin_q(obs_dim, act_dim, q_weights, torch.zeros(2, dtype=torch.float64))
+    terminated = torch.tensor([0.0, 1.0], dtype=torch.float64).repeat(batch_size // 2)
+    batch = pmoe.Batch(
+        obs=torch.zeros(batch_size, obs_dim, dtype=torch.float64),
+        actions=torch.zeros(batch_size, act_dim, dtype=torch.float64),
+        rewards=torch.randn(batch_size, dtype=torch.float64),
+        next_obs=torch.randn(batch_size, obs_dim, dtype=torch.float64),
+        terminated=terminated,
+    )
+    y = pmoe.pmoe_td_target(actor, qf_target, batch, torch.tensor(0.0, dtype=torch.float64), 0.9)
+    assert torch.equal(y[1::2], batch.rewards[1::2])  # terminated: no bootstrap
+    # alpha = 0: y = r + 0.9 min(a', 2a') with a' = tanh(-5) ~ -1 (expert 0) or tanh(5) ~ 1 (expert 1).
+    chose_one = (y[::2] - batch.rewards[::2]) > 0
+    assert abs(chose_one.double().mean().item() - 0.7) < 0.03
+
+    # The entropy term uses the chosen expert's own density: route every state to expert 1, eps = 0.
+    actor.router.bias.data = torch.tensor([-50.0, 50.0], dtype=torch.float64)
+    monkeypatch.setattr(torch, "randn_like", torch.zeros_like)
+    alpha = torch.tensor(0.2, dtype=torch.float64)
+    y = pmoe.pmoe_td_target(actor, qf_target, batch, alpha, 0.9)
+    a = torch.tanh(mean[1])
+    soft_v = torch.minimum(*qf_target(batch.next_obs, a)) - alpha * tanh_gaussian(mean[1], log_std[1]).log_prob(a)
+    assert torch.allclose(y, batch.rewards + 0.9 * (1 - terminated) * soft_v, rtol=1e-9, atol=0)
+
+
+def test_train_step_moves_alpha_toward_target_entropy_and_polyak_averages_the_critics():
+    torch.manual_seed(0)
+    obs_dim, act_dim = 4, 2
+    args = pmoe.Args(gamma=0.99, tau=0.05, learning_rate=1e-2)
+    actor = pmoe.MixtureOfExperts(3, obs_dim, act_dim, (16, 16))
+    qf, qf_target = pmoe.TwinQ(obs_dim, act_dim, (16, 16)), pmoe.TwinQ(obs_dim, act_dim, (16, 16))
+    old_target = [p.detach().clone() for p in qf_target.parameters()]
+    log_alpha = torch.zeros((), requires_grad=True)
+    batch = pmoe.Batch(
+        torch.randn(64, obs_dim),
+        torch.rand(64, act_dim) * 2 - 1,
+        torch.randn(64),
+        torch.randn(64, obs_dim),
+        torch.zeros(64),
+    )
+    stats = pmoe.train_step(
+        actor=actor,
+        qf=qf,
+        qf_target=qf_target,
+        log_alpha=log_alpha,
+        actor_optimizer=torch.optim.Adam(actor.parameters(), lr=args.learning_rate),
+        q_optimizer=torch.optim.Adam(qf.parameters(), lr=args.learning_rate),
+        alpha_optimizer=torch.optim.Adam([log_alpha], lr=args.learning_rate),
+        batch=batch,
+        args=args,
+    )
+    # Adam's first step moves log alpha by lr against the sign of H - (-|A|): down while the experts are too random.
+    assert stats["charts/expert_entropy"] > -act_dim
+    assert torch.isclose(log_alpha.detach(), torch.tensor(-args.learning_rate), atol=1e-6)
+    for p, old, new in zip(qf_target.parameters(), old_target, qf.parameters()):
+        assert torch.allclose(p, (1 - args.tau) * old + args.tau * new.detach(), atol=1e-7)
+    per_expert = {f"charts/expert_{i}/{s}" for i in range(3) for s in ("weight", "best_fraction", "std")}
+    assert set(stats) == per_expert | {
+        "losses/qf_loss",
+        "losses/qf1_values",
+        "losses/qf2_values",
+        "losses/actor_loss",
+        "losses/expert_loss",
+        "losses/routing_loss",
+        "losses/alpha",
+        "losses/alpha_loss",
+        "charts/entropy",
+        "charts/expert_entropy",
+    }
+    assert all(v.ndim == 0 and not v.requires_grad for v in stats.values())
+    assert math.isclose(sum(stats[f"charts/expert_{i}/best_fraction"].item() for i in range(3)), 1, rel_tol=1e-6)
+
+
+def test_greedy_action_is_the_mean_of_the_expert_with_the_highest_q1():
+    torch.manual_seed(0)
+    actor = pmoe.MixtureOfExperts(3, 2, 1, (8,)).double()
+    obs = torch.randn(5, 2, dtype=torch.float64)
+    # Q1 = a (the action), Q2 = -a: the greedy rule must follow Q1 alone, to the largest tanh(mean).
+    qf = linear_twin_q(2, 1, torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]], dtype=torch.float64), torch.zeros(2))
+    expected = torch.tanh(actor(obs)[0]).max(0).values
+    assert torch.equal(pmoe.greedy_expert_action(actor, qf, obs), expected)
+
+
+# --- whole runs ------------------------------------------------------------------------------------------------
+
+
+def test_short_mujoco_run_logs_evaluates_and_saves_a_model_that_reproduces_its_evaluation(tmp_path, capsys):
+    run_dir = pmoe.main(pmoe.Args(runs_dir=str(tmp_path), save_model=True, **TINY))
+    logged = scalars(run_dir)
+    expected = {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return"}
+    expected |= {"losses/qf_loss", "losses/actor_loss", "losses/routing_loss", "losses/alpha", "charts/entropy"}
+    expected |= {f"charts/expert_{i}/{s}" for i in range(3) for s in ("weight", "best_fraction", "std")}
+    assert expected <= set(logged)
+    assert [step for step, _ in logged["eval/episodic_return"]] == [400, 800]  # every eval_freq and at the end
+    assert logged["losses/alpha"][-1][1] < 1  # auto-tuned down from 1 by the entropy target
+    assert os.path.exists(os.path.join(run_dir, "hyperparameters.json"))
+
+    path = os.path.join(run_dir, "pmoe_baseline.model")
+    capsys.readouterr()
+    pmoe.main(pmoe.Args(evaluate=path, eval_episodes=2, cuda=False))
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    mean = float(printed.split(" +- ")[0])
+    assert printed.endswith("over 2 episodes")
+    # Greedy and on the run's evaluation seeds, the reloaded model reproduces the run's last evaluation.
+    assert mean == pytest.approx(logged["eval/episodic_return"][-1][1], abs=0.05)
+
+
+def test_same_seed_gives_identical_logged_numbers(tmp_path):
+    config = {**TINY, "total_timesteps": 500, "log_freq": 50}
+    first = scalars(pmoe.main(pmoe.Args(runs_dir=str(tmp_path / "a"), **config)))
+    second = scalars(pmoe.main(pmoe.Args(runs_dir=str(tmp_path / "b"), **config)))
+    for tag in ("charts/episodic_return", "eval/episodic_return", "losses/qf_loss", "losses/routing_loss"):
+        assert first[tag] == second[tag]
+
+
+def saved_model(run_dir):
+    return torch.load(os.path.join(run_dir, "pmoe_baseline.model"), weights_only=False)
+
+
+def test_a_sigterm_interrupted_run_resumes_to_the_uninterrupted_runs_end_bit_for_bit(tmp_path, monkeypatch, capsys):
+    config = {**TINY, "save_model": True, "checkpoint_freq": 10_000}
+    whole = pmoe.main(pmoe.Args(runs_dir=str(tmp_path / "whole"), **config))
+
+    real, calls = pmoe.train_step, []
+
+    def interrupt_once(**kwargs):
+        calls.append(1)
+        if len(calls) == 150:  # env step 450, mid-episode
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(**kwargs)
+
+    monkeypatch.setattr(pmoe, "train_step", interrupt_once)
+    with pytest.raises(SystemExit) as exit_info:
+        pmoe.main(pmoe.Args(runs_dir=str(tmp_path / "cut"), **config))
+    assert exit_info.value.code == pmoe.INTERRUPTED_EXIT_CODE
+    run_dir = str(next((tmp_path / "cut").iterdir()))
+    out = capsys.readouterr().out
+    step = int(out.split("interrupted at step ")[1].split(";")[0])
+    assert 450 <= step < 800 and f"--resume {run_dir}" in out
+    assert not os.path.exists(os.path.join(run_dir, "pmoe_baseline.model"))
+    monkeypatch.setattr(pmoe, "train_step", real)
+
+    pmoe.main(pmoe.Args(resume=run_dir))
+    uninterrupted, resumed = saved_model(whole), saved_model(run_dir)
+    for part in ("actor", "qf"):
+        for name, tensor in uninterrupted[part].items():
+            assert torch.equal(tensor, resumed[part][name]), f"{part}.{name}"
+    assert torch.equal(uninterrupted["log_alpha"], resumed["log_alpha"])
+    logged_whole, logged_resumed = scalars(whole), scalars(run_dir)
+    for tag in ("charts/episodic_return", "eval/episodic_return", "losses/qf_loss", "losses/routing_loss"):
+        assert logged_whole[tag] == logged_resumed[tag], tag  # same values at the same steps, none duplicated
+
+    # Resuming a finished run says so and trains nothing.
+    pmoe.main(pmoe.Args(resume=run_dir))
+    assert "already finished at step 800" in capsys.readouterr().out
+
+
+def test_resume_refuses_a_truncated_checkpoint_and_a_conflicting_flag(tmp_path):
+    run_dir = pmoe.main(pmoe.Args(runs_dir=str(tmp_path), **{**TINY, "total_timesteps": 400, "checkpoint_freq": 100}))
+    path = os.path.join(run_dir, "checkpoint.pt")
+    with pytest.raises(SystemExit) as exit_info:
+        pmoe.main(pmoe.Args(resume=run_dir, batch_size=64))
+    assert str(exit_info.value.code) == "--batch-size 64 conflicts with the run's saved value 32."
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])
+    with pytest.raises(SystemExit) as exit_info:
+        pmoe.main(pmoe.Args(resume=run_dir))
+    assert str(exit_info.value.code).endswith("cannot be read (RuntimeError): it is truncated or corrupt.")
+
+
+BAD = [
+    (dict(n_experts=0), "--n-experts must be at least 1, got 0."),
+    (dict(batch_size=2000, buffer_size=1000), "--batch-size 2000 is larger than --buffer-size 1000."),
+    (dict(total_timesteps=300), "--total-timesteps 300 must exceed --learning-starts 300, or nothing is trained."),
+    (dict(tau=0.0), "--tau must lie in (0, 1], got 0.0."),
+    (dict(autotune=False, ent_coef=0.0), "--ent-coef must be positive, got 0.0."),
+    (dict(env_id="NoSuchEnv-v0"), "Unknown env id 'NoSuchEnv-v0'; supported paper tasks are Swimmer"),
+    (dict(env_id="CartPole-v1"), "CartPole-v1 has a Discrete action space; PMOE needs a continuous (Box) one."),
+]
+
+
+@pytest.mark.parametrize("override,sentence", BAD, ids=[s for _, s in BAD])
+def test_bad_input_is_refused_before_training(override, sentence, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        pmoe.main(pmoe.Args(runs_dir=str(tmp_path), **{**TINY, **override}))
+    message = str(exit_info.value.code)
+    assert message.startswith(sentence) and message.count(". ") == 0 and "\n" not in message
+    assert not os.listdir(tmp_path)  # nothing was trained or logged
+
+
+def test_bad_input_from_the_command_line_exits_nonzero_without_traceback(tmp_path):
+    script = os.path.join(ROOT, "pmoe_baseline.py")
+    command = [sys.executable, script, "--n-experts", "0", "--runs-dir", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "--n-experts must be at least 1, got 0."
