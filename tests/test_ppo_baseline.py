@@ -1,0 +1,292 @@
+"""ppo_baseline.py: GAE, the clipped objective and the normalizer by hand; presets against the zoo; real runs."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import ppo_baseline as ppo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Hopper (terminating episodes) with small nets and short rollouts: a few seconds.
+TINY = dict(
+    env_id="Hopper-v4",
+    total_timesteps=1024,
+    n_steps=256,
+    batch_size=64,
+    n_epochs=2,
+    net_arch=(32, 32),
+    eval_freq=512,
+    eval_episodes=2,
+    checkpoint_freq=0,
+)
+
+
+def scalars(run_dir):
+    accumulator = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+
+
+def test_gae_by_hand_bootstraps_a_time_limit_but_not_a_termination():
+    """Two envs see the same rewards and values; at step 1 env 0 hits the time limit, env 1 terminates."""
+    gamma, gae_lambda = 0.9, 0.5
+    buffer = ppo.RolloutBuffer(n_steps=3, n_envs=2, obs_dim=1, act_dim=1, device=torch.device("cpu"))
+    for step, (reward, value) in enumerate([(1.0, 0.5), (2.0, 1.0), (3.0, 1.5)]):
+        ended = float(step == 1)
+        buffer.add(
+            step,
+            rewards=torch.tensor([reward, reward]),
+            values=torch.tensor([value, value]),
+            terminations=torch.tensor([0.0, ended]),
+            truncations=torch.tensor([ended, 0.0]),
+            episode_ends=torch.tensor([ended, ended]),
+            final_values=torch.tensor([4.0 * ended, 0.0]),  # V(final obs) of the time-limited episode
+        )
+    buffer.compute_returns(last_value=torch.tensor([2.0, 2.0]), gamma=gamma, gae_lambda=gae_lambda)
+
+    # Step 2 starts new episodes in both: delta_2 = 3 + 0.9 * 2 - 1.5 = 3.3 = A_2.
+    # Env 0, step 1: delta = 2 + 0.9 * V(final obs) 4 - 1 = 4.6; the episode ends, so A_1 = 4.6.
+    #        step 0: delta = 1 + 0.9 * 1 - 0.5 = 1.4; A_0 = 1.4 + 0.9 * 0.5 * 4.6 = 3.47.
+    # Env 1, step 1: delta = 2 + 0 - 1 = 1 (no future after a termination) = A_1; A_0 = 1.4 + 0.45 * 1 = 1.85.
+    expected = torch.tensor([[3.47, 1.85], [4.6, 1.0], [3.3, 3.3]])
+    assert torch.allclose(buffer.advantages, expected, atol=1e-6)
+    assert torch.allclose(buffer.returns, expected + torch.tensor([[0.5], [1.0], [1.5]]), atol=1e-6)
+
+
+def test_gae_with_lambda_one_and_no_episode_end_is_the_discounted_return_minus_the_value():
+    rewards = torch.tensor([[1.0], [2.0], [3.0]])
+    values = torch.tensor([[0.3], [0.2], [0.1]])
+    next_values = torch.tensor([[0.2], [0.1], [5.0]])
+    zeros = torch.zeros(3, 1)
+    advantages = ppo.compute_gae(rewards, values, next_values, zeros, zeros, gamma=0.5, gae_lambda=1.0)
+    discounted = [1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 5, 2 + 0.5 * 3 + 0.25 * 5, 3 + 0.5 * 5]
+    assert torch.allclose(advantages[:, 0], torch.tensor(discounted) - values[:, 0])
+
+
+def test_clipped_surrogate_by_hand_value_and_gradient():
+    ratios = torch.tensor([0.5, 1.1, 1.5, 0.7])
+    advantages = torch.tensor([1.0, -1.0, 2.0, -2.0])
+    old_log_prob = torch.tensor([0.1, -0.2, 0.3, -0.4])
+    log_prob = (old_log_prob + ratios.log()).requires_grad_()
+    loss = ppo.clipped_surrogate_loss(log_prob, old_log_prob, advantages, clip_range=0.2)
+    # min(r A, clip(r, 0.8, 1.2) A): 0.5 (unclipped), -1.1 (inside), 2.4 (clipped at 1.2), -1.6 (clipped at 0.8).
+    assert loss.item() == pytest.approx(-(0.5 - 1.1 + 2.4 - 1.6) / 4, abs=1e-6)
+    loss.backward()
+    # d(-r A / 4) / d log_prob = -r A / 4 where unclipped; a clipped term carries no gradient.
+    assert torch.allclose(log_prob.grad, torch.tensor([-0.5 / 4, 1.1 / 4, 0.0, 0.0]), atol=1e-6)
+
+
+def pooled_mean_var(samples: np.ndarray, prior_count: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of all samples at once, with SB3's prior: a pseudo-sample of mean 0, variance 1."""
+    count = len(samples) + prior_count
+    mean = samples.sum(0) / count
+    var = (((samples - mean) ** 2).sum(0) + prior_count * (1 + mean**2)) / count
+    return mean, var
+
+
+def test_running_statistics_and_normalizer_match_numpy():
+    rng = np.random.default_rng(0)
+    normalizer = ppo.ObsRewardNormalizer(obs_dim=3, n_envs=2, gamma=0.9)
+    seen_obs, seen_returns, returns = [], [], np.zeros(2)
+    for step in range(200):
+        obs = rng.normal(loc=[5.0, -2.0, 0.0], scale=[1.0, 10.0, 0.1], size=(2, 3))
+        seen_obs.append(obs)
+        normalized = normalizer.observation(obs, update=True)
+        mean, var = pooled_mean_var(np.concatenate(seen_obs))
+        np.testing.assert_allclose(normalized, np.clip((obs - mean) / np.sqrt(var + 1e-8), -10, 10), rtol=1e-9)
+
+        reward = rng.normal(size=2)
+        done = rng.random(2) < 0.05
+        returns = returns * 0.9 + reward  # the discounted return of each env's episode so far
+        seen_returns.append(returns.copy())
+        scaled = normalizer.reward(reward, done)
+        _, return_var = pooled_mean_var(np.concatenate(seen_returns))
+        np.testing.assert_allclose(scaled, np.clip(reward / np.sqrt(return_var + 1e-8), -10, 10), rtol=1e-9)
+        returns[done] = 0.0
+    assert np.abs(normalized).max() < 10  # the clip did not decide the comparison above
+
+    frozen = normalizer.state_dict()
+    far = normalizer.observation(np.array([[1e6, 0.0, 0.0]]), update=False)
+    assert far[0, 0] == 10.0  # clipped at 10
+    assert all(torch.equal(value, normalizer.state_dict()[key]) for key, value in frozen.items())  # not updated
+
+
+def test_orthogonal_init_gains_as_sb3():
+    torch.manual_seed(0)
+    agent = ppo.Agent(obs_dim=11, act_dim=3, net_arch=(64, 64), activation="tanh", log_std_init=-0.5, ortho_init=True)
+    hidden = agent.policy_net[0].weight  # (64, 11): orthonormal columns scaled by sqrt(2)
+    assert torch.allclose(hidden.T @ hidden, 2 * torch.eye(11), atol=1e-5)
+    head = agent.policy_net[-1].weight  # (3, 64): orthonormal rows scaled by 0.01
+    assert torch.allclose(head @ head.T, 1e-4 * torch.eye(3), atol=1e-9)
+    value_head = agent.value_net[-1].weight
+    assert torch.allclose(value_head @ value_head.T, torch.ones(1, 1), atol=1e-5)
+    assert all(not layer.bias.any() for layer in agent.modules() if isinstance(layer, torch.nn.Linear))
+    assert torch.equal(agent.log_std, torch.full((3,), -0.5))
+
+
+# RL Baselines3 Zoo v1.6.2, hyperparams/ppo.yml, the six MuJoCo entries as the zoo writes them (keys it sets),
+# and SB3 1.6.2's PPO and MlpPolicy defaults for the rest. Transcribed separately from the script's PRESETS.
+SB3_DEFAULTS = dict(
+    n_steps=2048, batch_size=64, n_epochs=10, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95, clip_range=0.2,
+    ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, net_arch=(64, 64), activation="tanh", log_std_init=0.0,
+    ortho_init=True, n_envs=1,
+)  # fmt: skip
+ZOO_POLICY_KWARGS = dict(log_std_init=-2, ortho_init=False, activation="relu", net_arch=(256, 256))
+ZOO = {
+    "Ant": dict(normalize=True, n_timesteps=1e6),
+    "Swimmer": dict(normalize=True, n_timesteps=1e6, gamma=0.9999),
+    "HalfCheetah": dict(
+        normalize=True, n_envs=1, n_timesteps=1e6, batch_size=64, n_steps=512, gamma=0.98, learning_rate=2.0633e-05,
+        ent_coef=0.000401762, clip_range=0.1, n_epochs=20, gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096,
+        **ZOO_POLICY_KWARGS,
+    ),
+    "Hopper": dict(
+        normalize=True, n_envs=1, n_timesteps=1e6, batch_size=32, n_steps=512, gamma=0.999, learning_rate=9.80828e-05,
+        ent_coef=0.00229519, clip_range=0.2, n_epochs=5, gae_lambda=0.99, max_grad_norm=0.7, vf_coef=0.835671,
+        **ZOO_POLICY_KWARGS,
+    ),
+    "Walker2d": dict(
+        normalize=True, n_envs=1, n_timesteps=1e6, batch_size=32, n_steps=512, gamma=0.99, learning_rate=5.05041e-05,
+        ent_coef=0.000585045, clip_range=0.1, n_epochs=20, gae_lambda=0.95, max_grad_norm=1, vf_coef=0.871923,
+    ),
+    "Humanoid": dict(
+        normalize=True, n_envs=1, n_timesteps=1e7, batch_size=256, n_steps=512, gamma=0.95, learning_rate=3.56987e-05,
+        ent_coef=0.00238306, clip_range=0.3, n_epochs=5, gae_lambda=0.9, max_grad_norm=2, vf_coef=0.431892,
+        **ZOO_POLICY_KWARGS,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("task", sorted(ZOO))
+def test_every_preset_cell_is_the_zoo_value(task):
+    args = ppo.resolve_args(ppo.Args(env_id=f"{task}-v3"))
+    assert args.env_id == f"{task}-v4"
+    zoo = SB3_DEFAULTS | ZOO[task]
+    for field in ppo.PRESETS[task]:
+        if field == "total_timesteps":  # the paper's budget (Table 1), not the zoo's 1e7 for Humanoid
+            assert args.total_timesteps == (2_000_000 if task == "Humanoid" else zoo["n_timesteps"])
+        else:
+            assert getattr(args, field) == zoo[field], f"{task} {field}"
+    assert (args.n_envs, args.normalize) == (zoo["n_envs"], zoo["normalize"])
+    assert set(ppo.PRESETS[task]) == set(SB3_DEFAULTS) - {"n_envs"} | {"total_timesteps"}  # every field, no other
+
+
+def test_an_explicit_flag_beats_the_preset(capsys):
+    args = ppo.resolve_args(ppo.Args(env_id="Hopper-v3", learning_rate=3e-4, net_arch=(64, 64)))
+    assert "Hopper-v3 needs mujoco-py" in capsys.readouterr().out
+    assert (args.learning_rate, args.net_arch, args.batch_size) == (3e-4, (64, 64), 32)
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (dict(batch_size=1024, n_steps=512), "--batch-size must lie between 2 and the rollout size"),
+        (dict(batch_size=1), "--batch-size must lie between 2"),
+        (dict(gamma=1.5), "--gamma and --gae-lambda must lie in [0, 1]"),
+        (dict(clip_range=0.0), "must be positive"),
+        (dict(n_epochs=0), "must be positive"),
+        (dict(ent_coef=-0.1), "must not be negative"),
+        (dict(net_arch=()), "--net-arch needs at least one layer"),
+        (dict(env_id="Hopper-v9"), "Unknown env id 'Hopper-v9'"),
+    ],
+)
+def test_bad_input_is_refused_with_one_sentence(overrides, words):
+    with pytest.raises(SystemExit) as refusal:
+        ppo.resolve_args(ppo.Args(**{"env_id": "Hopper-v4"} | overrides))
+    message = str(refusal.value.code)
+    assert words in message and message.count(". ") == 0 and "\n" not in message
+
+
+def test_a_discrete_env_is_refused_on_the_command_line_without_a_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "ppo_baseline.py"), "--env-id", "CartPole-v1", "--runs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "CartPole-v1 has a Discrete action space" in result.stderr
+    assert not os.listdir(tmp_path)  # refused before a run directory was made
+
+
+def test_short_run_logs_standard_tags_and_its_saved_model_reproduces_the_evaluation(tmp_path, capsys):
+    run_dir = ppo.main(ppo.Args(runs_dir=str(tmp_path), save_model=True, **TINY))
+    logged = scalars(run_dir)
+    expected = {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return",
+                "losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl", "losses/clipfrac",
+                "losses/explained_variance", "charts/action_std"}  # fmt: skip
+    assert expected <= set(logged)
+    assert [step for step, _ in logged["eval/episodic_return"]] == [512, 1024]
+    assert [step for step, _ in logged["losses/policy_loss"]] == [256, 512, 768, 1024]
+    assert os.path.exists(os.path.join(run_dir, "hyperparameters.json"))
+
+    saved = torch.load(os.path.join(run_dir, "ppo_baseline.model"))  # weights_only=True: tensors and plain values
+    run_args = ppo.Args(**saved["args"])
+    env = ppo.make_env(run_args.env_id)
+    agent = ppo.Agent(11, 3, run_args.net_arch, run_args.activation, run_args.log_std_init, run_args.ortho_init)
+    agent.load_state_dict(saved["agent"])
+    normalizer = ppo.ObsRewardNormalizer(11, run_args.n_envs, run_args.gamma)
+    normalizer.load_state_dict(saved["normalizer"])
+    returns = ppo.evaluate(agent, normalizer, env, 2, torch.device("cpu"), seed=run_args.seed + 10_000)
+    assert np.mean(returns) == pytest.approx(logged["eval/episodic_return"][-1][1], rel=1e-5)
+
+    capsys.readouterr()
+    ppo.main(ppo.Args(evaluate=os.path.join(run_dir, "ppo_baseline.model"), eval_episodes=2))
+    assert capsys.readouterr().out.strip().endswith(f"{np.mean(returns):.1f} +- {np.std(returns):.1f} over 2 episodes")
+
+
+def final_state(run_dir):
+    checkpoint = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)
+    logged = scalars(run_dir)
+    returns = {tag: logged[tag] for tag in ("charts/episodic_return", "eval/episodic_return", "losses/value_loss")}
+    return checkpoint, returns
+
+
+def test_a_sigterm_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    settings = TINY | dict(total_timesteps=1536, checkpoint_freq=10**9)  # checkpoints: at the end and on the signal
+    whole = ppo.main(ppo.Args(runs_dir=str(tmp_path / "whole"), **settings))
+
+    calls = []
+    real_train_step = ppo.train_step
+
+    def interrupted_train_step(**kwargs):
+        calls.append(1)
+        if len(calls) == 9:  # the second rollout's update: the run checkpoints at step 512 and exits
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_train_step(**kwargs)
+
+    monkeypatch.setattr(ppo, "train_step", interrupted_train_step)
+    with pytest.raises(SystemExit) as interruption:
+        ppo.main(ppo.Args(runs_dir=str(tmp_path / "parts"), **settings))
+    assert interruption.value.code == ppo.INTERRUPTED_EXIT_CODE
+    monkeypatch.setattr(ppo, "train_step", real_train_step)
+    (parts,) = [str(path) for path in (tmp_path / "parts").iterdir()]
+    assert torch.load(os.path.join(parts, "checkpoint.pt"), weights_only=False)["step"] == 512
+    assert ppo.main(ppo.Args(resume=parts)) == parts
+
+    whole_checkpoint, whole_logged = final_state(whole)
+    parts_checkpoint, parts_logged = final_state(parts)
+    for name, tensor in whole_checkpoint["agent"].items():
+        assert torch.equal(tensor, parts_checkpoint["agent"][name]), name
+    for name, tensor in whole_checkpoint["normalizer"].items():
+        assert torch.equal(tensor, parts_checkpoint["normalizer"][name]), name
+    assert whole_logged == parts_logged  # the same returns at the same steps, none logged twice
+
+    assert ppo.main(ppo.Args(resume=parts)) == parts  # a finished run says so and does nothing
+
+
+def test_a_truncated_checkpoint_is_refused_with_one_sentence(tmp_path):
+    run_dir = ppo.main(ppo.Args(runs_dir=str(tmp_path), **TINY | dict(total_timesteps=512, checkpoint_freq=256)))
+    path = os.path.join(run_dir, "checkpoint.pt")
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    with pytest.raises(SystemExit) as refusal:
+        ppo.main(ppo.Args(resume=run_dir))
+    assert "truncated or corrupt" in str(refusal.value.code)
