@@ -156,6 +156,14 @@ def linear_schedule(initial: float, final: float, fraction: float, total: int, s
     return initial + progress * (final - initial)
 
 
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Target networks trail the trained ones: target <- (1 - tau) target + tau source (TD3, SAC)."""
+    # A plain loop is cheap: each ensemble keeps a whole layer of all its members in one tensor.
+    for target_param, param in zip(target.parameters(), source.parameters()):
+        target_param.lerp_(param, tau)
+
+
 class EnsembleMLP(nn.Module):
     """`n` independent ReLU MLPs evaluated together: one batched matmul per layer (SPEC §11).
 
@@ -231,12 +239,23 @@ def gmm_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, epsilon: floa
     """Alg. 1 lines 3-4: n ~ P (epsilon-greedy on Q1), a = clip(mu_n(s) + N(0, sigma^2 I), -1, 1).
 
     obs (B, obs) -> actions (B, act) in the [-1, 1] scale and the chosen Gaussians n (B,).
-    epsilon = noise_std = 0 is the greedy, noise-free policy used for evaluation.
     """
     means = actor(obs)
     n = torch.multinomial(epsilon_greedy_weights(qf(obs, means, members=1)[0], epsilon), 1).squeeze(1)
     mean = means[n, torch.arange(obs.shape[0], device=obs.device)]
     return (mean + noise_std * torch.randn_like(mean)).clamp(-1, 1), n
+
+
+@torch.no_grad()
+def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> torch.Tensor:
+    """The evaluation policy: the mean of the greedy Gaussian argmax_i Q1(s, mu_i(s)), without noise.
+
+    obs (B, obs) -> actions (B, act). It draws from no random stream (an argmax, not a sample with
+    epsilon = 0), so evaluating more or less often cannot change a training run.
+    """
+    means = actor(obs)
+    best = qf(obs, means, members=1)[0].argmax(0)  # (B,)
+    return means[best, torch.arange(obs.shape[0], device=obs.device)]
 
 
 class Batch(NamedTuple):
@@ -272,15 +291,24 @@ class ReplayBuffer:
 
 @torch.no_grad()
 def td_target(actor_target: GaussianMeans, qf_target: TwinQ, batch: Batch, args: Args) -> torch.Tensor:
-    """Alg. 1 line 10 with TD3's target smoothing and clipped double Q: y = r + gamma (1 - d) max_i min_k Q_targ,k(s', a'_i).
+    """Alg. 1 line 10 on TD3: y = r + gamma (1 - d) min_k Q_targ,k(s', a'), where a' smooths the best target mean.
 
-    Line 10 as printed uses the online means mu(s'; theta[i]) and one Q_targ; Gamid is built on TD3
-    (paper §3.2, end), so the target means, smoothing noise and min over the twin critics are TD3's.
+    The best Gaussian is chosen on the noise-free target means, i* = argmax_i min_k Q_targ,k(s', mu'_i(s')), and
+    TD3's clipped smoothing noise goes on its action only: a' = clip(mu'_i*(s') + clip(noise, -c, c), -1, 1).
+    Line 10 as printed takes max_i Q_targ(s', mu(s'; theta[i])) with one critic and the online means; Gamid is
+    built on TD3 (paper §3.2, end), so the target means, the smoothing noise and the min over the twin critics
+    are TD3's. The noise goes on the chosen action only, as the authors' implementation does: a max over N noisy
+    actions would bias y upward, the more so the larger N. With N = 1 this is TD3's target, draw for draw.
     """
     next_means = actor_target(batch.next_obs)  # (N, B, act)
-    noise = (torch.randn_like(next_means) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
-    next_q = qf_target(batch.next_obs, (next_means + noise).clamp(-1, 1)).min(0).values  # (N, B)
-    return batch.rewards + args.gamma * (1 - batch.terminated) * next_q.max(0).values
+    if next_means.shape[0] == 1:
+        next_mean = next_means[0]  # one Gaussian: nothing to choose, and no extra critic pass (TD3's cost)
+    else:
+        best = qf_target(batch.next_obs, next_means).min(0).values.argmax(0)  # i* for each state, (B,)
+        next_mean = next_means[best, torch.arange(best.shape[0], device=best.device)]  # (B, act)
+    noise = (torch.randn_like(next_mean) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
+    next_q = qf_target(batch.next_obs, (next_mean + noise).clamp(-1, 1)).min(0).values  # (B,)
+    return batch.rewards + args.gamma * (1 - batch.terminated) * next_q
 
 
 def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float):
@@ -312,10 +340,9 @@ def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
         losses.sum().backward()
         actor_optimizer.step()
 
-        # Line 16, as Polyak averaging after each actor update (TD3): targ <- (1 - tau) targ + tau main.
-        with torch.no_grad():
-            for target, main in ((actor_target, actor), (qf_target, qf)):
-                torch._foreach_lerp_(list(target.parameters()), list(main.parameters()), args.tau)
+        # Line 16 (alpha = 1 - tau), after each actor update as in TD3.
+        polyak_update(actor_target, actor, args.tau)
+        polyak_update(qf_target, qf, args.tau)
         stats |= {"losses/actor_loss": losses.detach().sum(), "charts/sum_d_var": diversity.detach().sum()}
     return stats
 
@@ -335,8 +362,8 @@ def evaluate(actor: GaussianMeans, qf: TwinQ, env: gym.Env, episodes: int, devic
         obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
         done, total = False, 0.0
         while not done:
-            action, _ = gmm_action(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device)[None], 0.0, 0.0)
-            obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0].cpu().numpy(), env.action_space))
+            action = greedy_action(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0]
+            obs, reward, terminated, truncated, _ = env.step(to_env_action(action.cpu().numpy(), env.action_space))
             done, total = terminated or truncated, total + float(reward)
         returns.append(total)
     return returns

@@ -127,6 +127,14 @@ def resolve_args(args: Args) -> Args:
     return args
 
 
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Target networks trail the trained ones: target <- (1 - tau) target + tau source (TD3, SAC)."""
+    # A plain loop is cheap: each ensemble keeps a whole layer of all its members in one tensor.
+    for target_param, param in zip(target.parameters(), source.parameters()):
+        target_param.lerp_(param, tau)
+
+
 class EnsembleMLP(nn.Module):
     """`n` independent ReLU MLPs evaluated together: one batched matmul per layer (SPEC §11).
 
@@ -238,10 +246,9 @@ def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
         actor_loss.backward()
         actor_optimizer.step()
 
-        # Polyak averaging after each actor update: targ <- (1 - tau) targ + tau main.
-        with torch.no_grad():
-            for target, main in ((actor_target, actor), (qf_target, qf)):
-                torch._foreach_lerp_(list(target.parameters()), list(main.parameters()), args.tau)
+        # Polyak averaging after each actor update.
+        polyak_update(actor_target, actor, args.tau)
+        polyak_update(qf_target, qf, args.tau)
         stats["losses/actor_loss"] = actor_loss.detach()
     return stats
 

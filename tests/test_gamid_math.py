@@ -79,11 +79,20 @@ def test_greedy_action_is_argmax_gaussian_without_noise():
     torch.manual_seed(2)
     actor, qf = gamid.GaussianMeans(3, 4, 2, (8,)), gamid.TwinQ(4, 2, (8,))
     obs = torch.randn(10, 4)
-    action, n = gamid.gmm_action(actor, qf, obs, epsilon=0.0, noise_std=0.0)
+    action = gamid.greedy_action(actor, qf, obs)
     means = actor(obs).detach()
     best = qf(obs, means, members=1)[0].argmax(0)
-    assert torch.equal(n, best)
+    assert len(set(best.tolist())) > 1  # the states disagree on the best Gaussian, so the choice is tested
     assert torch.equal(action, means[best, torch.arange(10)])
+
+
+def test_greedy_action_draws_from_no_random_stream():
+    torch.manual_seed(2)
+    actor, qf = gamid.GaussianMeans(3, 4, 2, (8,)), gamid.TwinQ(4, 2, (8,))
+    obs = torch.randn(10, 4)
+    before = torch.get_rng_state()
+    gamid.greedy_action(actor, qf, obs)
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_sampled_gaussians_follow_epsilon_greedy_weights():
@@ -120,10 +129,10 @@ class TableQ(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.seen = None
+        self.seen = []
 
     def forward(self, obs, actions, members=2):
-        self.seen = actions.clone()
+        self.seen.append(actions.clone())
         a = actions[..., 0]
         return torch.stack([10 * a, 4 - 10 * a**2])[:members]
 
@@ -138,15 +147,36 @@ def test_critic_target_is_max_over_gaussians_of_min_over_critics():
     assert y.tolist() == pytest.approx([1.0 + 0.9 * 1.5, -1.0])
 
 
+def test_critic_target_chooses_the_gaussian_before_the_smoothing_noise(monkeypatch):
+    """i* is chosen on the noise-free target means; the smoothing noise goes on mu'_i*(s') only."""
+    monkeypatch.setattr(torch, "randn_like", torch.ones_like)  # every noise draw is +1: noise = +policy_noise
+    batch = gamid.Batch(obs=torch.zeros(2, 1), actions=torch.zeros(2, 1), rewards=torch.tensor([1.0, -1.0]),
+                        next_obs=torch.zeros(2, 1), terminated=torch.zeros(2))
+    critic = TableQ()
+    y = gamid.td_target(FixedMeans(), critic, batch, SimpleNamespace(gamma=0.9, policy_noise=0.3, noise_clip=0.5))
+    # State 0, noise-free: min(Q1, Q2) at a = -0.5, 0.0, 0.5 is -5, 0, 1.5 -> i* = 2; a' = 0.5 + 0.3 = 0.8,
+    # min(Q1, Q2)(0.8) = min(8, -2.4) = -2.4 -> y = 1 + 0.9 * (-2.4) = -1.16.
+    # The old rule (noise on all three, then the max) saw a' = -0.2, 0.3, 0.8 -> min = -2, 3, -2.4 -> max 3,
+    # y = 1 + 0.9 * 3 = 3.7: the noise, not the critic, chose the Gaussian.
+    # State 1, noise-free: a = 0.2, 0.9, -0.9 -> min = 2, -4.1, -9 -> i* = 0; a' = 0.5 -> min(5, 1.5) = 1.5,
+    # y = -1 + 0.9 * 1.5 = 0.35 (the old rule agrees here: noisy 0.5, 1.0, -0.6 -> min = 1.5, -6, -6).
+    assert y.tolist() == pytest.approx([1.0 + 0.9 * -2.4, -1.0 + 0.9 * 1.5])
+    assert y[0].item() != pytest.approx(1.0 + 0.9 * 3.0)  # the old rule's y
+    assert torch.equal(critic.seen[0], FixedMeans()(None))  # the choice sees the noise-free means
+    assert critic.seen[1][:, 0].tolist() == pytest.approx([0.8, 0.5])  # the noise only on the chosen actions
+
+
 def test_critic_target_smoothing_noise_is_clipped_and_actions_bounded():
     torch.manual_seed(4)
     batch = gamid.Batch(*(torch.zeros(2, 1),) * 2, torch.zeros(2), torch.zeros(2, 1), torch.zeros(2))
     critic = TableQ()
     gamid.td_target(FixedMeans(), critic, batch, SimpleNamespace(gamma=0.9, policy_noise=10.0, noise_clip=0.05))
-    means = FixedMeans()(None)
-    assert critic.seen.shape == means.shape
-    assert torch.all((critic.seen - means).abs() <= 0.05 + 1e-7)
-    assert torch.all(critic.seen.abs() <= 1)
+    chosen = FixedMeans()(None)[[2, 0], [0, 1]]  # i* = 2 for state 0 and 0 for state 1 (see the test above)
+    smoothed = critic.seen[1]
+    assert smoothed.shape == chosen.shape
+    assert torch.all((smoothed - chosen).abs() <= 0.05 + 1e-7)
+    assert torch.all((smoothed - chosen).abs() > 0.05 - 1e-7)  # policy_noise 10: nearly every draw is clipped
+    assert torch.all(smoothed.abs() <= 1)
 
 
 def test_ensemble_members_are_independent_mlps():
