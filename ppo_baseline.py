@@ -167,10 +167,7 @@ def resolve_env_id(env_id: str) -> str:
     """Map the paper's -v3 ids (mujoco-py, no longer installable) to -v4; reject unknown ids."""
     task, _, version = env_id.rpartition("-")
     if task in PRESETS and version == "v3":
-        print(
-            f"{env_id} needs mujoco-py, which no longer installs; "
-            f"running {task}-v4 (same model, reward and observations)."
-        )
+        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
         return f"{task}-v4"
     if env_id not in gym.registry:
         supported = ", ".join(f"{t}-v3/-v4/-v5" for t in PRESETS)
@@ -325,7 +322,9 @@ class Agent(nn.Module):
         action = mean + self.log_std.exp() * torch.randn_like(mean)
         return action, gaussian_log_prob(action, mean, self.log_std), self.value(obs)
 
-    def evaluate(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def evaluate_actions(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (log pi(a|s), entropy of pi(.|s), V(s)) under the current parameters."""
         log_prob = gaussian_log_prob(actions, self.policy_net(obs), self.log_std)
         entropy = (0.5 + 0.5 * math.log(2 * math.pi) + self.log_std).sum().expand_as(log_prob)
@@ -347,7 +346,7 @@ def compute_gae(
     gamma: float,
     gae_lambda: float,
 ) -> torch.Tensor:
-    """GAE(lambda) advantages (Schulman et al., 2016) of a rollout; every input is (n_steps, n_envs).
+    """GAE(lambda) advantages of a rollout (Schulman et al., 2017, Eqs. 11-12); every input is (n_steps, n_envs).
 
     delta_t = r_t + gamma (1 - terminated_t) V(s_t+1) - V(s_t) and A_t = delta_t + gamma lambda (1 - end_t) A_t+1.
     next_values[t] is V of the state that step t reached: after a time limit that is the episode's final
@@ -420,9 +419,10 @@ class RolloutBuffer:
 def train_step(agent: Agent, optimizer: torch.optim.Optimizer, minibatch: Minibatch, args: Args) -> dict:
     """One gradient step of PPO on one minibatch (SB3's PPO.train, inner loop). Returns detached diagnostics.
 
-    benchmarks/sps.py times this function by name: one call is one minibatch gradient step.
+    Minimizes -L^CLIP + vf_coef L^VF - ent_coef S (Schulman et al., 2017, Eq. 9), with the advantages
+    normalized within the minibatch. benchmarks/sps.py times this function by name (one call, one minibatch).
     """
-    log_prob, entropy, value = agent.evaluate(minibatch.obs, minibatch.actions)
+    log_prob, entropy, value = agent.evaluate_actions(minibatch.obs, minibatch.actions)
     advantages = minibatch.advantages
     if args.normalize_advantage and len(advantages) > 1:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -528,7 +528,7 @@ def main(args: Args) -> str:
 
     obs_dim, act_dim = eval_env.observation_space.shape[0], eval_env.action_space.shape[0]
     agent = Agent(obs_dim, act_dim, args.net_arch, args.activation, args.log_std_init, args.ortho_init).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)  # eps as SB3's PPO
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # eps as SB3's PPO
     normalizer = ObsRewardNormalizer(obs_dim, args.n_envs, args.gamma, enabled=args.normalize)
     buffer = RolloutBuffer(args.n_steps, args.n_envs, obs_dim, act_dim, device)
     rollout_size = args.n_steps * args.n_envs
