@@ -379,6 +379,47 @@ def test_a_sigterm_interrupted_run_resumes_to_the_uninterrupted_runs_end_bit_for
     assert "already finished at step 800" in capsys.readouterr().out
 
 
+def test_a_run_killed_after_a_periodic_checkpoint_resumes_from_it_without_duplicated_steps(tmp_path, monkeypatch):
+    config = {**TINY, "save_model": True, "checkpoint_freq": 100}
+    whole = pmoe.main(pmoe.Args(runs_dir=str(tmp_path / "whole"), **config))
+
+    class Killed(Exception):
+        """Stands in for SIGKILL: the loop stops at once, with no checkpoint of its own."""
+
+    writers, real, calls = [], pmoe.train_step, []
+
+    class KeptWriter(pmoe.SummaryWriter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            writers.append(self)
+
+    def killed_at_step_750(**kwargs):
+        calls.append(1)
+        if len(calls) == 450:
+            raise Killed
+        return real(**kwargs)
+
+    monkeypatch.setattr(pmoe, "SummaryWriter", KeptWriter)
+    monkeypatch.setattr(pmoe, "train_step", killed_at_step_750)
+    with pytest.raises(Killed):
+        pmoe.main(pmoe.Args(runs_dir=str(tmp_path / "killed"), **config))
+    writers[0].close()  # everything logged before the kill reaches the disk: the worst case for duplicates
+    monkeypatch.undo()
+    run_dir = str(next((tmp_path / "killed").iterdir()))
+    checkpoint_step = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)["step"]
+    last_logged = max(steps[-1][0] for steps in scalars(run_dir).values())
+    assert checkpoint_step < last_logged < 750  # the killed run had logged steps past its last checkpoint
+
+    pmoe.main(pmoe.Args(resume=run_dir))
+    uninterrupted, resumed = saved_model(whole), saved_model(run_dir)
+    for part in ("actor", "qf"):
+        for name, tensor in uninterrupted[part].items():
+            assert torch.equal(tensor, resumed[part][name]), f"{part}.{name}"
+    logged_whole, logged_resumed = scalars(whole), scalars(run_dir)
+    for tag in ("charts/episodic_return", "eval/episodic_return", "losses/qf_loss", "losses/routing_loss"):
+        assert logged_whole[tag] == logged_resumed[tag], tag  # the purged steps were logged once, anew
+
+
 def test_resume_refuses_a_truncated_checkpoint_and_a_conflicting_flag(tmp_path):
     run_dir = pmoe.main(pmoe.Args(runs_dir=str(tmp_path), **{**TINY, "total_timesteps": 400, "checkpoint_freq": 100}))
     path = os.path.join(run_dir, "checkpoint.pt")
