@@ -290,3 +290,17 @@ def test_a_truncated_checkpoint_is_refused_with_one_sentence(tmp_path):
     with pytest.raises(SystemExit) as refusal:
         ppo.main(ppo.Args(resume=run_dir))
     assert "truncated or corrupt" in str(refusal.value.code)
+
+
+def test_track_logs_to_weights_and_biases_offline(tmp_path):
+    """--track with W&B offline (no network), in a subprocess: wandb patches TensorBoard for the process."""
+    command = [sys.executable, os.path.join(ROOT, "ppo_baseline.py"), "--track", "--runs-dir", str(tmp_path)]
+    command += ["--env-id", "Hopper-v4", "--total-timesteps", "256", "--n-steps", "128", "--n-epochs", "1"]
+    command += ["--net-arch", "16", "16", "--eval-episodes", "1", "--checkpoint-freq", "0"]
+    environment = os.environ | {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (record,) = (tmp_path / "wandb").glob("offline-run-*/*.wandb")  # what `wandb sync` would upload
+    content = record.read_bytes()
+    assert b"n_steps" in content and b"Hopper-v4" in content  # the hyperparameters as config
+    assert b"eval/episodic_return" in content and b"losses/value_loss" in content  # TensorBoard synced
