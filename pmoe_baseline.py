@@ -8,6 +8,7 @@ expert i* = argmax_i min(Q1, Q2)(s, a_i)
   - is the only expert trained, by SAC's actor loss on its own density: alpha log pi_i*(a_i*|s) - Q(s, a_i*);
   - is the routing function's target: psi(s) regresses onto the one-hot vector of i*, so psi_i(s)
     learns how often expert i is the best at s (the paper's "frequency approximate gradient").
+
 Critics, targets and the entropy coefficient are SAC's (Haarnoja et al., 2018). K = 1 is plain SAC.
 Every MuJoCo task shares one set of hyperparameters (in Args); the task's preset fills every field
 left unset (only the training budget differs: 2M steps for Humanoid, as in the Gamid paper's
@@ -22,7 +23,9 @@ Where each choice comes from. Only the abstract and introduction of the PMOE pap
 while writing this file, so the method's details follow the authors' public PMOE-SAC code [C]:
 `pmoe.py`, committed by J. Ren (the paper's first author) on 2021-06-28 (commit d599e29) to
 github.com/quantumiracle/Popular-RL-Algorithms (Z. Ding's repository, also an author), now
-`pmoe_sac.py` there. From [C]:
+`pmoe_sac.py` there.
+
+From [C]:
   - experts: one ReLU trunk with a linear head for the K means and K log-stds (clamped to [-20, 2]);
     routing function: a separate linear layer on the observation with a softmax;
   - acting: an expert drawn from psi(s), then an action from that expert;
@@ -32,21 +35,26 @@ github.com/quantumiracle/Popular-RL-Algorithms (Z. Ding's repository, also an au
   - critic target: an expert c drawn from psi(s'), a' from expert c, y = r + gamma (1 - d)
     (min_k Q_targ,k(s', a') - alpha log pi_c(a'|s'));
   - entropy coefficient: SAC's automatic tuning toward -|A| on log pi_i*(a_i*|s), starting at 1.
+
 Assumed (the PMOE paper's hyperparameter table could not be read here):
   - SAC's MuJoCo hyperparameters (Haarnoja et al., 2018) for every task: Adam 3e-4, batch 256,
-    256x256 ReLU networks, tau 0.005, gamma 0.99 (Swimmer included: the Gamid paper's PMOE Swimmer
-    score, 50, is what SAC reaches with gamma 0.99 there), one update per env step, buffer 1e6;
+    256x256 ReLU networks, tau 0.005, gamma 0.99 on every task (Swimmer included: the Gamid paper's
+    PMOE Swimmer score, 50, is what SAC scores there with gamma 0.99), one update per env step, buffer 1e6;
   - K = 4 experts (the default of an rlkit PMOE-SAC trainer in public, non-author code; [C]'s demo uses 2);
   - 10,000 uniformly random steps before learning, as every other MuJoCo preset of this repository
     (the Gamid paper's Tables 3, 6 and 7), so all Table 1 columns share the warm-up.
-Deviations from [C], each available or harmless: [C]'s demo standardizes each minibatch's rewards
-and scales them by 10 (a trick of that repository's SAC demos, not of the method) and uses tau 0.01,
-batch 300 and 512-unit layers: we use SAC's settings (--tau, --batch-size and --net-arch reach
-theirs); the tanh correction uses the exact log(1 - tanh(u)^2) rather than [C]'s +1e-6; network
-layers keep PyTorch's default initialization (not [C]'s 3e-3 output layers). Greedy evaluation
-takes tanh of the mean of the expert with the highest Q1, the rule of every mixture in this
-repository; [C]'s "deterministic" mode still draws the expert from psi (a random choice), and
-psi is trained toward the best expert, so the two agree where psi has converged.
+
+Deviations from [C] (a demo file; these are its settings, not the method's):
+  - no per-minibatch reward standardization times 10 (a trick of that repository's other SAC demos
+    too, e.g. its sac_v2.py; not offered here);
+  - tau 0.005, batch 256, 256-unit layers and 10,000 random warm-up steps instead of [C]'s 0.01, 300,
+    512-unit layers (4 in the actor, 3 in the critics) and none (--tau, --batch-size, --net-arch and
+    --learning-starts reach these, with one depth for actor and critics);
+  - the exact tanh correction log(1 - tanh(u)^2), not [C]'s log(1 - tanh(u)^2 + 1e-6); PyTorch's
+    default initialization, not [C]'s uniform(+-3e-3) output layers;
+  - greedy evaluation takes tanh of the mean of the expert with the highest Q1, the rule of every
+    mixture in this repository; [C]'s "deterministic" mode still draws the expert from psi at random.
+    psi is trained toward the best expert (by min(Q1, Q2)), so the two agree where psi has converged.
 """
 
 import json
@@ -828,4 +836,4 @@ def watch(args: Args) -> str:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(tyro.cli(Args, description=__doc__))  # --help shows where each choice comes from, deviations included

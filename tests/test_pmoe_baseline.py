@@ -462,3 +462,33 @@ def test_bad_input_from_the_command_line_exits_nonzero_without_traceback(tmp_pat
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "--n-experts must be at least 1, got 0."
+
+
+def test_track_logs_to_weights_and_biases_offline(tmp_path):
+    """--track with W&B offline (no network), in a subprocess: wandb patches TensorBoard for the process."""
+    command = [sys.executable, os.path.join(ROOT, "pmoe_baseline.py"), "--track", "--runs-dir", str(tmp_path)]
+    command += ["--env-id", "Hopper-v4", "--total-timesteps", "350", "--learning-starts", "300", "--batch-size", "16"]
+    command += ["--net-arch", "16", "16", "--eval-episodes", "1", "--log-freq", "50", "--checkpoint-freq", "0"]
+    environment = os.environ | {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (record,) = (tmp_path / "wandb").glob("offline-run-*/*.wandb")  # what `wandb sync` would upload
+    content = record.read_bytes()
+    assert b"n_experts" in content and b"Hopper-v4" in content  # the hyperparameters as config
+    assert b"eval/episodic_return" in content and b"losses/routing_loss" in content  # TensorBoard synced
+
+
+def test_help_states_the_sources_and_every_deviation():
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "pmoe_baseline.py"), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for phrase in (
+        "quantumiracle/Popular-RL-Algorithms",
+        "Assumed",
+        "Deviations from [C]",
+        "highest Q1",
+        "--n-experts",
+    ):
+        assert phrase in text, phrase
