@@ -8,16 +8,23 @@ The replay buffer stores whole episodes and relabels goals when sampling (HER, `
 Andrychowicz et al., 2017). Fetch episodes end by their 50-step time limit only: every transition
 bootstraps. With N = 1 this file computes exactly TD3 + HER (the paper's TD3 row).
 
+Hyperparameters: the task's paper preset (Tables 4 and 5) fills every field left unset; a flag given
+on the command line wins. The resolved values are printed at the start and saved to the run
+directory's `hyperparameters.json`.
+
     python gamid_her_fetch.py --env-id FetchPush-v1
     python gamid_her_fetch.py --env-id FetchReach-v4 --total-timesteps 50000 --n-actors 1
+    python gamid_her_fetch.py --evaluate runs/<run>/gamid_her_fetch.model     # watch a saved model
 """
 
 import json
 import os
 import random
+import signal
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Callable, Literal, NamedTuple, Optional
 
 import gymnasium as gym
@@ -31,6 +38,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 @dataclass
 class Args:
+    """Gamid + HER on a goal env. The task's preset (Tables 4 and 5) fills every field left None."""
+
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment"""
     seed: int = 1
@@ -38,34 +47,34 @@ class Args:
     cuda: bool = True
     """use a GPU when one is present (falls back to the CPU silently)"""
     capture_video: bool = False
-    """record evaluation episodes to `videos/` with gymnasium's RecordVideo"""
+    """record evaluation episodes to the run's `videos/` (headless: set MUJOCO_GL=egl or osmesa)"""
     save_model: bool = False
     """save the actor, critics and input normalizer to the run directory at the end"""
     runs_dir: str = "runs"
     """where run directories are created"""
 
     env_id: str = "FetchPush-v4"
-    """goal env id; the paper's Fetch*-v1 ids run on -v4 (SPEC §3)"""
-    total_timesteps: Optional[int] = None
-    """total environment steps (preset: Table 4)"""
-    learning_rate: Optional[float] = None
-    """Adam learning rate of actor and critics (preset: Table 4)"""
+    """goal env id; the paper's Fetch*-v1 ids need mujoco-py and run as -v4"""
+    total_timesteps: int = 1_000_000
+    """total environment steps (Table 4 n_timesteps)"""
+    learning_rate: float = 1e-3
+    """Adam learning rate of actor and critics (Table 4)"""
     buffer_size: int = 1_000_000
     """replay buffer capacity in transitions (held as buffer_size // episode length whole episodes)"""
-    gamma: Optional[float] = None
-    """discount factor (preset: Table 4)"""
+    gamma: float = 0.95
+    """discount factor (Table 4)"""
     tau: float = 0.005
     """Polyak rate of the target networks (alpha of Alg. 1 line 16 is 1 - tau; SB3 1.6.2 TD3 default)"""
     batch_size: Optional[int] = None
     """minibatch size (preset: Table 4)"""
     learning_starts: int = 1_000
     """uniform random actions and no updates before this step (Table 4)"""
-    train_freq: Optional[Literal["step", "episode"]] = None
-    """train after every env step, or at the end of every episode (preset: SB3 1.6.2 TD3 default, episode)"""
-    gradient_steps: Optional[int] = None
-    """gradient steps per training round; -1 = as many as env steps collected (preset: SB3 1.6.2 TD3 default, -1)"""
+    train_freq: Literal["step", "episode"] = "episode"
+    """train after every env step, or at the end of every episode (SB3 1.6.2 TD3 default; Table 4 sets none)"""
+    gradient_steps: int = -1
+    """gradient steps per training round; -1 = as many as env steps collected (SB3 1.6.2 TD3 default)"""
     net_arch: tuple[int, ...] = (512, 512, 512)
-    """hidden layer sizes of actor and critics (Table 4)"""
+    """hidden layer sizes of actor and critics, ReLU (Table 4)"""
     noise_std: float = 0.1
     """sigma of the shared covariance sigma^2 I, in the [-1, 1] action scale (Table 4 noise_std)"""
     policy_noise: float = 0.2
@@ -75,24 +84,24 @@ class Args:
     policy_delay: int = 2
     """actor and target updates every this many gradient steps (TD3)"""
     n_sampled_goal: int = 4
-    """HER k: relabelled goals per real one; a sampled transition gets a `future` goal with probability k/(k+1) (Table 4)"""
+    """HER k: a sampled transition gets a `future` goal with probability k/(k+1) (Table 4)"""
     normalize_obs: bool = False
-    """standardize observation and goal by running mean/std, clipped to +-5, as OpenAI baselines' HER (not in the paper)"""
+    """standardize the network input by running mean/std, clipped to +-5, as OpenAI baselines' HER (not in the paper)"""
 
     n_actors: Optional[int] = None
     """number of Gaussians N (preset: Table 5)"""
-    temperature_initial: Optional[float] = None
-    """policy divergence temperature tau at the start (preset: Table 5)"""
-    temperature_final: Optional[float] = None
-    """temperature after the decay (preset: Table 5)"""
-    temperature_fraction: Optional[float] = None
-    """fraction of total_timesteps over which the temperature decays linearly (preset: Table 5)"""
-    epsilon_initial: Optional[float] = None
-    """epsilon of the epsilon-greedy mixture weights at the start (preset: Table 5)"""
-    epsilon_final: Optional[float] = None
-    """epsilon after the decay (preset: Table 5)"""
-    epsilon_fraction: Optional[float] = None
-    """fraction of total_timesteps over which epsilon decays linearly (preset: Table 5)"""
+    temperature_initial: float = 0.3
+    """diversity temperature at the start, the tau of Alg. 1 line 13 (Table 5)"""
+    temperature_final: float = 0.1
+    """diversity temperature after the decay (Table 5)"""
+    temperature_fraction: float = 1.0
+    """fraction of total_timesteps over which the temperature decays linearly (Table 5)"""
+    epsilon_initial: float = 0.1
+    """epsilon of the epsilon-greedy mixture weights at the start (Table 5)"""
+    epsilon_final: float = 0.01
+    """epsilon after the decay (Table 5)"""
+    epsilon_fraction: float = 1.0
+    """fraction of total_timesteps over which epsilon decays linearly (Table 5)"""
 
     eval_freq: int = 10_000
     """greedy evaluation every this many env steps (and at the end)"""
@@ -101,21 +110,30 @@ class Args:
     log_freq: int = 1_000
     """TensorBoard scalars every this many env steps"""
 
+    checkpoint_freq: int = 50_000
+    """write checkpoint.pt every this many env steps, at the end of an episode (0 = never)"""
+    resume: Optional[str] = None
+    """continue the run in this directory from its checkpoint.pt, with the run's saved hyperparameters"""
+    evaluate: Optional[str] = None
+    """watch a saved model or checkpoint: --eval-episodes greedy episodes, print mean +- std, train nothing"""
+    track: bool = False
+    """log the run to Weights & Biases (TensorBoard synced, hyperparameters as config, videos)"""
+    wandb_project_name: str = "gamid-pg"
+    """the Weights & Biases project"""
+    wandb_entity: Optional[str] = None
+    """the Weights & Biases team or user"""
 
-# Paper presets: Table 4 (TD3 + HER, shared) and Table 5 (Gamid). learning_starts 1000, 512x512x512
-# nets and HER future k = 4 are common to the three tasks and live in Args. Table 4 lists no
-# train_freq, gradient_steps or tau: the paper ran SB3 1.6.2, whose TD3 defaults are
-# train_freq=(1, "episode"), gradient_steps=-1 (one gradient step per env step, at each episode's
-# end) and tau=0.005. Other goal envs (e.g. FetchReach-v4) get the GENERIC row: FetchPush's numbers.
-PRESET_FIELDS = ("total_timesteps", "learning_rate", "batch_size", "gamma", "train_freq", "gradient_steps",
-                 "n_actors", "temperature_initial", "temperature_final", "temperature_fraction",
-                 "epsilon_initial", "epsilon_final", "epsilon_fraction")
-PRESETS = {  #         total      lr    batch gamma train_freq grad  N  tau: init final frac  eps: init final frac
-    "FetchPush":         (1_000_000, 1e-3, 2048, 0.95, "episode", -1,  4,      0.3, 0.1,  1.0,       0.1, 0.01, 1.0),
-    "FetchSlide":        (1_000_000, 1e-3, 2048, 0.95, "episode", -1,  8,      0.3, 0.1,  1.0,       0.1, 0.01, 1.0),
-    "FetchPickAndPlace": (1_000_000, 1e-3, 1024, 0.95, "episode", -1,  8,      0.3, 0.1,  1.0,       0.1, 0.01, 1.0),
+
+# Paper Table 4 (TD3 + HER, Fetch) and Table 5 (Gamid, Fetch columns), one entry per column. The cells
+# the three tasks share (n_timesteps, learning_rate, learning_starts, gamma, noise_std, 512x512x512 ReLU
+# nets, HER `future` with k = 4, every temperature and epsilon) are the defaults in Args. Table 4 lists no
+# train_freq, gradient_steps or tau: SB3 1.6.2's TD3 defaults ran, (1, "episode"), -1 and 0.005.
+# Goal envs outside the paper (e.g. FetchReach-v4) take FetchPush's column.
+PRESETS = {
+    "FetchPush": dict(batch_size=2048, n_actors=4),
+    "FetchSlide": dict(batch_size=2048, n_actors=8),
+    "FetchPickAndPlace": dict(batch_size=1024, n_actors=8),
 }
-GENERIC = PRESETS["FetchPush"]
 SUPPORTED = ", ".join(f"{task}-v1/-v4" for task in PRESETS)
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
 
@@ -127,40 +145,58 @@ def register_robotics_envs():
     gym.register_envs(gymnasium_robotics)
 
 
-def resolve_env_id(env_id: str) -> str:
+def resolve_fetch_env_id(env_id: str) -> str:
     """Map the paper's Fetch*-v1 ids (mujoco-py, no longer installable) to -v4; reject unknown ids."""
     register_robotics_envs()
     task, _, version = env_id.rpartition("-")
     if task.startswith("Fetch") and version == "v1":
-        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same task on the maintained mujoco bindings).")
+        print(
+            f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same task, maintained bindings)."
+        )
         return f"{task}-v4"
     if env_id not in gym.registry:
-        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {SUPPORTED} (other registered goal envs such as FetchReach-v4 also run).")
+        raise SystemExit(
+            f"Unknown env id '{env_id}'; supported paper tasks are {SUPPORTED} "
+            f"(other registered goal envs such as FetchReach-v4 also run)."
+        )
     return env_id
 
 
 def resolve_args(args: Args) -> Args:
-    """Fill every field left unset from the task's paper preset, then check the values (SPEC §5, §10)."""
-    args.env_id = resolve_env_id(args.env_id)
-    make_env(args.env_id, args.seed).close()  # refuses non-goal envs before anything is printed or written
+    """Fill every field left unset from the task's paper preset, then check the values (before any training)."""
+    args.env_id = resolve_fetch_env_id(args.env_id)
+    make_goal_env(args.env_id, args.seed).close()  # refuses non-goal envs before anything is printed or written
     task = args.env_id.rpartition("-")[0]
     if task not in PRESETS:
         print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters use the FetchPush preset.")
-    for field, value in zip(PRESET_FIELDS, PRESETS.get(task, GENERIC)):
+    for field, value in PRESETS.get(task, PRESETS["FetchPush"]).items():
         if getattr(args, field) is None:
             setattr(args, field, value)
+    fractions = (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, args.temperature_fraction)
+    positive = (args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq)
     problems = [
         (args.n_actors < 1, f"--n-actors must be at least 1, got {args.n_actors}."),
         (min(args.temperature_initial, args.temperature_final) < 0, "Temperatures must not be negative."),
-        (not all(0 <= v <= 1 for v in (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction,
-                                      args.temperature_fraction)), "Epsilons and schedule fractions must lie in [0, 1]."),
-        (args.batch_size > args.buffer_size, f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}."),
-        (args.total_timesteps <= args.learning_starts,
-         f"--total-timesteps {args.total_timesteps} must exceed --learning-starts {args.learning_starts}, or nothing is trained."),
-        (args.gradient_steps == 0 or args.gradient_steps < -1, "--gradient-steps must be positive, or -1 for one per env step."),
+        (not all(0 <= value <= 1 for value in fractions), "Epsilons and schedule fractions must lie in [0, 1]."),
+        (
+            args.batch_size > args.buffer_size,
+            f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}.",
+        ),
+        (
+            args.total_timesteps <= args.learning_starts,
+            f"--total-timesteps {args.total_timesteps} must exceed --learning-starts {args.learning_starts}, "
+            f"or nothing is trained.",
+        ),
+        (
+            args.gradient_steps == 0 or args.gradient_steps < -1,
+            "--gradient-steps must be positive, or -1 for one per env step.",
+        ),
         (args.n_sampled_goal < 0, f"--n-sampled-goal must not be negative, got {args.n_sampled_goal}."),
-        (min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1,
-         "--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive."),
+        (
+            min(positive) < 1,
+            "--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive.",
+        ),
+        (args.checkpoint_freq < 0, "--checkpoint-freq must not be negative (0 turns checkpoints off)."),
     ]
     for failed, sentence in problems:
         if failed:
@@ -175,7 +211,7 @@ def linear_schedule(initial: float, final: float, fraction: float, total: int, s
 
 
 class EnsembleMLP(nn.Module):
-    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer (SPEC §11).
+    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a loop.
 
     Input (n, B, in) or (1, B, in) broadcast to every member; output (n, B, out). Each member is
     initialised like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
@@ -185,8 +221,12 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         dims = (in_dim, *hidden, out_dim)
         bounds = [d**-0.5 for d in dims[:-1]]
-        self.weights = nn.ParameterList(nn.Parameter(torch.empty(n, i, o).uniform_(-b, b)) for i, o, b in zip(dims, dims[1:], bounds))
-        self.biases = nn.ParameterList(nn.Parameter(torch.empty(n, 1, o).uniform_(-b, b)) for o, b in zip(dims[1:], bounds))
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(n, i, o).uniform_(-b, b)) for i, o, b in zip(dims, dims[1:], bounds)
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.empty(n, 1, o).uniform_(-b, b)) for o, b in zip(dims[1:], bounds)
+        )
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
         layers = [(w[:members], b[:members]) for w, b in zip(self.weights, self.biases)]
@@ -237,7 +277,10 @@ def d_var(means: torch.Tensor) -> torch.Tensor:
 
 
 def epsilon_greedy_weights(q: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Mixture weights of §3.1 from q (N, B) = Q1(s, mu_i(s)): 1 - eps + eps/N for the argmax, eps/N otherwise. -> (B, N)."""
+    """Mixture weights of paper §3.1 from q (N, B) = Q1(s, mu_i(s)): 1 - eps + eps/N for the argmax, eps/N otherwise.
+
+    -> (B, N).
+    """
     n = q.shape[0]
     return (1 - epsilon) * F.one_hot(q.argmax(0), n).to(q.dtype) + epsilon / n
 
@@ -247,7 +290,6 @@ def gmm_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, epsilon: floa
     """Alg. 1 lines 3-4: n ~ P (epsilon-greedy on Q1), a = clip(mu_n(s) + N(0, sigma^2 I), -1, 1).
 
     obs (B, obs) -> actions (B, act) in the [-1, 1] scale and the chosen Gaussians n (B,).
-    epsilon = noise_std = 0 is the greedy, noise-free policy used for evaluation.
     """
     means = actor(obs)
     n = torch.multinomial(epsilon_greedy_weights(qf(obs, means, members=1)[0], epsilon), 1).squeeze(1)
@@ -255,12 +297,24 @@ def gmm_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, epsilon: floa
     return (mean + noise_std * torch.randn_like(mean)).clamp(-1, 1), n
 
 
+@torch.no_grad()
+def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> torch.Tensor:
+    """The evaluation policy: the mean of the greedy Gaussian argmax_i Q1(s, mu_i(s)), without noise.
+
+    obs (B, obs) -> actions (B, act). It draws from no random stream (an argmax, not a sample with
+    epsilon = 0), so evaluating more or less often cannot change a training run.
+    """
+    means = actor(obs)
+    best = qf(obs, means, members=1)[0].argmax(0)  # (B,)
+    return means[best, torch.arange(obs.shape[0], device=obs.device)]
+
+
 class Batch(NamedTuple):
-    obs: torch.Tensor  # observation + (relabelled) goal, normalized with --normalize-obs
+    obs: torch.Tensor
     actions: torch.Tensor
-    rewards: torch.Tensor  # recomputed for the relabelled goal
+    rewards: torch.Tensor
     next_obs: torch.Tensor
-    terminated: torch.Tensor  # always 0: Fetch episodes end by time limit only
+    terminated: torch.Tensor
 
 
 class Normalizer:
@@ -292,13 +346,19 @@ class Normalizer:
 
 
 def policy_input(obs: dict, normalizer: Normalizer) -> np.ndarray:
-    """Network input of a goal-env observation dict: observation + desired_goal (SPEC §8)."""
+    """Network input of a goal-env observation dict: observation + desired_goal, as in HER (Andrychowicz et al.)."""
     return normalizer(np.concatenate([obs["observation"], obs["desired_goal"]], -1))
 
 
-def her_goals(achieved_goals: np.ndarray, desired_goals: np.ndarray, episodes: np.ndarray, t: np.ndarray,
-              her_prob: float, rng: np.random.Generator) -> np.ndarray:
-    """HER `future` relabelling of the sampled transitions (episodes[b], t[b]) (SPEC §8).
+def her_goals(
+    achieved_goals: np.ndarray,
+    desired_goals: np.ndarray,
+    episodes: np.ndarray,
+    t: np.ndarray,
+    her_prob: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """HER `future` relabelling (Andrychowicz et al., 2017) of the sampled transitions (episodes[b], t[b]).
 
     achieved_goals (E, T + 1, g) holds the goals achieved in the T + 1 states of each episode and
     desired_goals (E, T, g) the goal of each step. Each transition keeps its desired goal or, with
@@ -320,9 +380,19 @@ class HerReplayBuffer:
     Actions are stored in the [-1, 1] scale.
     """
 
-    def __init__(self, n_episodes: int, horizon: int, obs_dim: int, goal_dim: int, act_dim: int,
-                 compute_reward: Callable, n_sampled_goal: int, normalizer: Normalizer,
-                 device: torch.device, rng: np.random.Generator):
+    def __init__(
+        self,
+        n_episodes: int,
+        horizon: int,
+        obs_dim: int,
+        goal_dim: int,
+        act_dim: int,
+        compute_reward: Callable,
+        n_sampled_goal: int,
+        normalizer: Normalizer,
+        device: torch.device,
+        rng: np.random.Generator,
+    ):
         self.capacity, self.horizon, self.pos, self.n_episodes = n_episodes, horizon, 0, 0
         self.compute_reward, self.normalizer, self.device, self.rng = compute_reward, normalizer, device, rng
         self.her_prob = n_sampled_goal / (n_sampled_goal + 1)
@@ -333,40 +403,88 @@ class HerReplayBuffer:
 
     def add_episode(self, obs, achieved_goals, desired_goals, actions):
         """Store one episode: obs and achieved_goals of its T + 1 states, desired_goals and actions of its T steps."""
-        for store, value in ((self.obs, obs), (self.achieved_goals, achieved_goals),
-                             (self.desired_goals, desired_goals), (self.actions, actions)):
-            store[self.pos] = value
+        self.obs[self.pos] = obs
+        self.achieved_goals[self.pos] = achieved_goals
+        self.desired_goals[self.pos] = desired_goals
+        self.actions[self.pos] = actions
         if self.normalizer.enabled:  # as baselines: statistics of the episode's inputs, with HER-relabelled goals
             t = np.arange(self.horizon)
-            goals = her_goals(self.achieved_goals, self.desired_goals, np.full_like(t, self.pos), t, self.her_prob, self.rng)
+            episodes = np.full_like(t, self.pos)
+            goals = her_goals(self.achieved_goals, self.desired_goals, episodes, t, self.her_prob, self.rng)
             self.normalizer.update(np.concatenate([self.obs[self.pos, :-1], goals], -1))
         self.pos = (self.pos + 1) % self.capacity
         self.n_episodes = min(self.n_episodes + 1, self.capacity)
 
     def sample(self, batch_size: int) -> Batch:
-        """Uniform over stored transitions (all episodes have T steps), goals relabelled, rewards recomputed."""
+        """Uniform over stored transitions (all episodes have T steps), goals relabelled, rewards recomputed.
+
+        obs and next_obs are observation + (relabelled) goal, normalized with --normalize-obs; terminated
+        is always 0, as Fetch episodes end by time limit only.
+        """
         episodes = self.rng.integers(self.n_episodes, size=batch_size)
         t = self.rng.integers(self.horizon, size=batch_size)
         goals = her_goals(self.achieved_goals, self.desired_goals, episodes, t, self.her_prob, self.rng)
         rewards = self.compute_reward(self.achieved_goals[episodes, t + 1], goals, None)
         obs = self.normalizer(np.concatenate([self.obs[episodes, t], goals], -1))
         next_obs = self.normalizer(np.concatenate([self.obs[episodes, t + 1], goals], -1))
-        to_device = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        return Batch(to_device(obs), to_device(self.actions[episodes, t]), to_device(rewards), to_device(next_obs),
-                     torch.zeros(batch_size, device=self.device))
+        return Batch(
+            obs=torch.as_tensor(obs, device=self.device),
+            actions=torch.as_tensor(self.actions[episodes, t], device=self.device),
+            rewards=torch.as_tensor(rewards, dtype=torch.float32, device=self.device),
+            next_obs=torch.as_tensor(next_obs, device=self.device),
+            terminated=torch.zeros(batch_size, device=self.device),
+        )
+
+    def state_dict(self) -> dict:
+        """The filled part of the buffer, its write position and its random stream (for checkpoints)."""
+        n = self.n_episodes
+        return {
+            "obs": self.obs[:n].copy(),
+            "achieved_goals": self.achieved_goals[:n].copy(),
+            "desired_goals": self.desired_goals[:n].copy(),
+            "actions": self.actions[:n].copy(),
+            "pos": self.pos,
+            "n_episodes": n,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict):
+        n = state["n_episodes"]
+        self.obs[:n] = state["obs"]
+        self.achieved_goals[:n] = state["achieved_goals"]
+        self.desired_goals[:n] = state["desired_goals"]
+        self.actions[:n] = state["actions"]
+        self.pos, self.n_episodes = state["pos"], n
+        self.rng.bit_generator.state = state["rng"]
 
 
 @torch.no_grad()
 def td_target(actor_target: GaussianMeans, qf_target: TwinQ, batch: Batch, args: Args) -> torch.Tensor:
-    """Alg. 1 line 10 with TD3's target smoothing and clipped double Q: y = r + gamma (1 - d) max_i min_k Q_targ,k(s', a'_i)."""
+    """Alg. 1 line 10 on TD3: y = r + gamma (1 - d) min_k Q_targ,k(s', a'), where a' smooths the best target mean.
+
+    The best Gaussian is chosen on the noise-free target means, i* = argmax_i min_k Q_targ,k(s', mu'_i(s')), and
+    TD3's clipped smoothing noise goes on its action only: a' = clip(mu'_i*(s') + clip(noise, -c, c), -1, 1).
+    Line 10 as printed takes max_i Q_targ(s', mu(s'; theta[i])) with one critic and the online means; Gamid is
+    built on TD3 (paper §3.2, end), so the target means, the smoothing noise and the min over the twin critics
+    are TD3's. The noise goes on the chosen action only, as the authors' implementation does: a max over N noisy
+    actions would bias y upward, the more so the larger N. With N = 1 this is TD3's target, draw for draw.
+    """
     next_means = actor_target(batch.next_obs)  # (N, B, act)
-    noise = (torch.randn_like(next_means) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
-    next_q = qf_target(batch.next_obs, (next_means + noise).clamp(-1, 1)).min(0).values  # (N, B)
-    return batch.rewards + args.gamma * (1 - batch.terminated) * next_q.max(0).values
+    if next_means.shape[0] == 1:
+        next_mean = next_means[0]  # one Gaussian: nothing to choose, and no extra critic pass (TD3's cost)
+    else:
+        best = qf_target(batch.next_obs, next_means).min(0).values.argmax(0)  # i* for each state, (B,)
+        next_mean = next_means[best, torch.arange(best.shape[0], device=best.device)]  # (B, act)
+    noise = (torch.randn_like(next_mean) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
+    next_q = qf_target(batch.next_obs, (next_mean + noise).clamp(-1, 1)).min(0).values  # (B,)
+    return batch.rewards + args.gamma * (1 - batch.terminated) * next_q
 
 
 def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float):
-    """Alg. 1 lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - tau_t mean_s D_var(i). -> (losses (N,), D_var (N,))."""
+    """Alg. 1 lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - tau_t mean_s D_var(i).
+
+    -> (losses (N,), D_var (N,)).
+    """
     means = actor(obs)
     qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
     q1 = qf(obs, means, members=1)[0]  # (N, B)
@@ -375,23 +493,42 @@ def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature
     return -(q1.mean(1) + temperature * diversity), diversity
 
 
-def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer, batch: Batch,
-               update_actor: bool, temperature: float, args: Args) -> dict:
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Target networks trail the trained ones: target <- (1 - tau) target + tau source (TD3, SAC)."""
+    # A plain loop is cheap: each ensemble keeps a whole layer of all its members in one tensor.
+    for target_param, param in zip(target.parameters(), source.parameters()):
+        target_param.lerp_(param, tau)
+
+
+def train_step(
+    actor: GaussianMeans,
+    actor_target: GaussianMeans,
+    qf: TwinQ,
+    qf_target: TwinQ,
+    actor_optimizer: torch.optim.Optimizer,
+    q_optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    update_actor: bool,
+    temperature: float,
+    args: Args,
+) -> dict:
     """One gradient step of Alg. 1 (lines 9-16) on TD3. Returns detached diagnostics (no host sync).
 
-    Same signature as gamid_continuous_action.train_step: actor/actor_target are GaussianMeans(N,
-    obs_dim + goal_dim, act_dim, net_arch), qf/qf_target TwinQ(obs_dim + goal_dim, act_dim, net_arch),
-    the optimizers Adam over actor and qf, `batch` a Batch (e.g. HerReplayBuffer.sample), and `args`
-    needs gamma, tau, policy_noise and noise_clip.
+    benchmarks/sps.py times this function, found by its name, on a batch from the buffer's `sample`.
     """
     # Line 11: regress both critics on the target y of line 10.
     q = qf(batch.obs, batch.actions)  # (2, B)
-    qf_loss = (q - td_target(actor_target, qf_target, batch, args)).pow(2).mean(1).sum()
+    y = td_target(actor_target, qf_target, batch, args)
+    qf_loss = (q - y).pow(2).mean(1).sum()
     q_optimizer.zero_grad(set_to_none=True)
     qf_loss.backward()
     q_optimizer.step()
-    stats = {"losses/qf_loss": qf_loss.detach(), "losses/qf1_values": q[0].detach().mean(),
-             "losses/qf2_values": q[1].detach().mean()}
+    stats = {
+        "losses/qf_loss": qf_loss.detach(),
+        "losses/qf1_values": q[0].detach().mean(),
+        "losses/qf2_values": q[1].detach().mean(),
+    }
 
     if update_actor:
         # Lines 12-15. Summing the N losses is exact: theta[i] enters only loss_i (mu_j is detached in D_var).
@@ -400,11 +537,11 @@ def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
         losses.sum().backward()
         actor_optimizer.step()
 
-        # Line 16, as Polyak averaging after each actor update (TD3): targ <- (1 - tau) targ + tau main.
-        with torch.no_grad():
-            for target, main in ((actor_target, actor), (qf_target, qf)):
-                torch._foreach_lerp_(list(target.parameters()), list(main.parameters()), args.tau)
-        stats |= {"losses/actor_loss": losses.detach().sum(), "charts/sum_d_var": diversity.detach().sum()}
+        # Line 16, as Polyak averaging after each actor update (TD3).
+        polyak_update(actor_target, actor, args.tau)
+        polyak_update(qf_target, qf, args.tau)
+        stats["losses/actor_loss"] = losses.detach().sum()
+        stats["charts/sum_d_var"] = diversity.detach().sum()
     return stats
 
 
@@ -416,37 +553,54 @@ def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
-def evaluate(actor: GaussianMeans, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device,
-             normalizer: Normalizer, seed: int) -> tuple[list[float], list[float]]:
-    """Returns and successes (info["is_success"] at the last step; NaN if the env reports none) of `episodes`
-    episodes with the greedy Gaussian, argmax_i Q1(s, mu_i(s)), and no noise (SPEC §4.9); episode i starts from seed + i."""
+def evaluate_goal_env(
+    policy: Callable[[torch.Tensor], torch.Tensor],
+    env: gym.Env,
+    episodes: int,
+    normalizer: Normalizer,
+    device: torch.device,
+    seed: int,
+) -> tuple[list[float], list[float]]:
+    """Returns and successes of `episodes` episodes of a deterministic policy; episode i starts from seed + i.
+
+    policy maps network inputs (B, obs + goal) to actions (B, act) in the [-1, 1] scale (here the greedy
+    Gaussian). Success is info["is_success"] at the episode's last step (NaN if the env reports none).
+    """
     returns, successes = [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)  # the same goals and start states at every evaluation
         done, total = False, 0.0
         while not done:
             x = torch.as_tensor(policy_input(obs, normalizer), device=device)[None]
-            action, _ = gmm_action(actor, qf, x, 0.0, 0.0)
-            obs, reward, terminated, truncated, info = env.step(to_env_action(action[0].cpu().numpy(), env.action_space))
-            done, total = terminated or truncated, total + float(reward)
+            action = policy(x)[0].cpu().numpy()
+            obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
+            done = terminated or truncated
+            total += float(reward)
         returns.append(total)
         successes.append(float(info.get("is_success", np.nan)))
     return returns, successes
 
 
-def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env:
+def make_goal_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env:
     """A single goal env (no vector env: episode boundaries stay explicit, so episodes enter the buffer whole)."""
     register_robotics_envs()
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     space = env.observation_space
-    if not (isinstance(space, gym.spaces.Dict) and all(isinstance(space.get(k), gym.spaces.Box) for k in GOAL_KEYS)
-            and hasattr(env.unwrapped, "compute_reward")):
+    is_goal_env = (
+        isinstance(space, gym.spaces.Dict)
+        and all(isinstance(space.get(key), gym.spaces.Box) for key in GOAL_KEYS)
+        and hasattr(env.unwrapped, "compute_reward")
+    )
+    if not is_goal_env:
         env.close()
-        raise SystemExit(f"{env_id} is not a goal env (HER needs Dict observations with 'observation', 'achieved_goal' and "
-                         f"'desired_goal' and a compute_reward method); supported paper tasks are {SUPPORTED}, and other "
-                         f"goal envs such as FetchReach-v4 also run.")
+        raise SystemExit(
+            f"{env_id} is not a goal env (HER needs Dict observations with 'observation', 'achieved_goal' and "
+            f"'desired_goal' and a compute_reward method); supported paper tasks are {SUPPORTED}, and other "
+            f"goal envs such as FetchReach-v4 also run."
+        )
     if not isinstance(env.action_space, gym.spaces.Box):
-        raise SystemExit(f"{env_id} has a {type(env.action_space).__name__} action space; Gamid needs a continuous (Box) one.")
+        name = type(env.action_space).__name__
+        raise SystemExit(f"{env_id} has a {name} action space; Gamid needs a continuous (Box) one.")
     if env.spec.max_episode_steps is None:
         raise SystemExit(f"{env_id} has no time limit; the HER buffer stores fixed-length, time-limited episodes.")
     if video_dir:
@@ -463,11 +617,22 @@ def new_episode(obs: dict) -> dict:
 
 def main(args: Args) -> str:
     """Train Gamid + HER; returns the run directory."""
+    if args.evaluate:
+        watch(args)
+        return os.path.dirname(args.evaluate)
+    checkpoint = None
+    if args.resume:
+        args = resume_args(args)
+        checkpoint = load_checkpoint(args.resume)
+        if checkpoint["step"] >= args.total_timesteps:
+            print(f"{args.resume} already finished at step {checkpoint['step']}; nothing to do.")
+            return args.resume
     args = resolve_args(args)
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    env = make_env(args.env_id, args.seed)
-    eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
+    run_dir = args.resume or os.path.join(args.runs_dir, run_name)
+    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
+    env = make_goal_env(args.env_id, args.seed)
+    eval_env = make_goal_env(args.env_id, args.seed, video_dir)
     horizon = env.spec.max_episode_steps
     if args.buffer_size < horizon:
         raise SystemExit(f"--buffer-size {args.buffer_size} cannot hold one {horizon}-step episode.")
@@ -478,12 +643,16 @@ def main(args: Args) -> str:
     rng = np.random.default_rng(args.seed)  # HER sampling
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
-    writer = SummaryWriter(run_dir)
+    if args.track:
+        start_tracking(args, run_name=os.path.basename(run_dir))
+    writer = SummaryWriter(run_dir, purge_step=checkpoint["step"] + 1 if checkpoint else None)
     hyperparameters = asdict(args)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in hyperparameters.items()))
-    with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
-        json.dump(hyperparameters, f, indent=2)
-    print("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hyperparameters.items()))
+    if not checkpoint:
+        table = "\n".join(f"|{name}|{value}|" for name, value in hyperparameters.items())
+        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
+        with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
+            json.dump(hyperparameters, f, indent=2)
+    print("hyperparameters: " + ", ".join(f"{name}={value}" for name, value in hyperparameters.items()))
 
     spaces = env.observation_space
     obs_dim, goal_dim = spaces["observation"].shape[0], spaces["desired_goal"].shape[0]
@@ -497,92 +666,355 @@ def main(args: Args) -> str:
     actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
     q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
     normalizer = Normalizer(in_dim, args.normalize_obs)
-    rb = HerReplayBuffer(args.buffer_size // horizon, horizon, obs_dim, goal_dim, act_dim, env.unwrapped.compute_reward,
-                         args.n_sampled_goal, normalizer, device, rng)
+    rb = HerReplayBuffer(
+        n_episodes=args.buffer_size // horizon,
+        horizon=horizon,
+        obs_dim=obs_dim,
+        goal_dim=goal_dim,
+        act_dim=act_dim,
+        compute_reward=env.unwrapped.compute_reward,
+        n_sampled_goal=args.n_sampled_goal,
+        normalizer=normalizer,
+        device=device,
+        rng=rng,
+    )
 
     selected = torch.zeros(args.n_actors, device=device)  # per-Gaussian selection counts of this log interval
     recent_returns, recent_successes = deque(maxlen=20), deque(maxlen=20)
-    stats, n_updates = {}, 0
-    start_time = last_print = time.time()
-    obs, _ = env.reset(seed=args.seed)
+    stats, n_updates, last_checkpoint, start_step = {}, 0, 0, 1
+    if checkpoint:  # everything the loop carries from one step to the next, as the interrupted run left it
+        for name, state in (("actor", actor), ("actor_target", actor_target), ("qf", qf), ("qf_target", qf_target)):
+            state.load_state_dict(checkpoint[name])
+        actor_optimizer.load_state_dict(checkpoint["actor_optimizer"])
+        q_optimizer.load_state_dict(checkpoint["q_optimizer"])
+        normalizer.load_state_dict(checkpoint["normalizer"])
+        rb.load_state_dict(checkpoint["replay_buffer"])
+        selected.copy_(checkpoint["selected"])
+        recent_returns.extend(checkpoint["recent_returns"])
+        recent_successes.extend(checkpoint["recent_successes"])
+        stats = {tag: value.to(device) for tag, value in checkpoint["stats"].items()}
+        n_updates, last_checkpoint = checkpoint["n_updates"], checkpoint["step"]
+        start_step = checkpoint["step"] + 1
+        restore_random_states(checkpoint["random"], [env])
+        obs, _ = env.reset()  # no seed: draws from the restored generator, as the uninterrupted run did
+    else:
+        obs, _ = env.reset(seed=args.seed)
     episode = new_episode(obs)
-    for global_step in range(1, args.total_timesteps + 1):
-        temperature = linear_schedule(args.temperature_initial, args.temperature_final, args.temperature_fraction,
-                                      args.total_timesteps, global_step)
-        epsilon = linear_schedule(args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, args.total_timesteps, global_step)
+    start_time = last_print = time.time()
+    with StopSignal() as stop:
+        for global_step in range(start_step, args.total_timesteps + 1):
+            temperature = linear_schedule(
+                args.temperature_initial, args.temperature_final, args.temperature_fraction,
+                args.total_timesteps, global_step,
+            )  # fmt: skip
+            epsilon = linear_schedule(
+                args.epsilon_initial, args.epsilon_final, args.epsilon_fraction,
+                args.total_timesteps, global_step,
+            )  # fmt: skip
 
-        # Alg. 1 lines 3-8. Before learning_starts, uniform random actions.
-        if global_step <= args.learning_starts:
-            action = from_env_action(env.action_space.sample(), env.action_space)
-        else:
-            action, n = gmm_action(actor, qf, torch.as_tensor(policy_input(obs, normalizer), device=device)[None],
-                                   epsilon, args.noise_std)
-            action = action[0].cpu().numpy()
-            selected[n] += 1
-        next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
-        for key, value in (("obs", next_obs["observation"]), ("achieved_goals", next_obs["achieved_goal"]),
-                           ("desired_goals", obs["desired_goal"]), ("actions", action)):
-            episode[key].append(value)
-        obs = next_obs
-        episode_over = terminated or truncated
-        if episode_over:
-            episode_steps = len(episode["actions"])
-            if episode_steps != horizon:
-                raise SystemExit(f"{args.env_id} ended an episode after {episode_steps} of {horizon} steps; "
-                                 f"this HER buffer needs episodes that end by their time limit only.")
-            rb.add_episode(**{key: np.array(value) for key, value in episode.items()})  # always bootstrap: d = 0
-            recent_returns.append(float(info["episode"]["r"]))
-            recent_successes.append(float(info.get("is_success", np.nan)))
-            writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
-            writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
-            obs, _ = env.reset()
-            episode = new_episode(obs)
+            # Alg. 1 lines 3-8. Before learning_starts, uniform random actions.
+            if global_step <= args.learning_starts:
+                action = from_env_action(env.action_space.sample(), env.action_space)
+            else:
+                x = torch.as_tensor(policy_input(obs, normalizer), device=device)[None]
+                action, n = gmm_action(actor, qf, x, epsilon, args.noise_std)
+                action = action[0].cpu().numpy()
+                selected[n] += 1
+            next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
+            episode["obs"].append(next_obs["observation"])
+            episode["achieved_goals"].append(next_obs["achieved_goal"])
+            episode["desired_goals"].append(obs["desired_goal"])
+            episode["actions"].append(action)
+            obs = next_obs
+            episode_over = terminated or truncated
+            if episode_over:
+                episode_steps = len(episode["actions"])
+                if episode_steps != horizon:
+                    raise SystemExit(
+                        f"{args.env_id} ended an episode after {episode_steps} of {horizon} steps; "
+                        f"this HER buffer needs episodes that end by their time limit only."
+                    )
+                rb.add_episode(**{key: np.array(values) for key, values in episode.items()})  # always bootstrap
+                recent_returns.append(float(info["episode"]["r"]))
+                recent_successes.append(float(info.get("is_success", np.nan)))
+                writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
+                writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
 
-        # Lines 9-16, per env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
-        if global_step > args.learning_starts and rb.n_episodes > 0 and (args.train_freq == "step" or episode_over):
-            n_steps = args.gradient_steps if args.gradient_steps > 0 else (1 if args.train_freq == "step" else horizon)
-            for _ in range(n_steps):
-                n_updates += 1
-                stats |= train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
-                                    rb.sample(args.batch_size), n_updates % args.policy_delay == 0, temperature, args)
+            # Lines 9-16, per env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
+            train_now = args.train_freq == "step" or episode_over
+            if global_step > args.learning_starts and rb.n_episodes > 0 and train_now:
+                if args.gradient_steps > 0:
+                    n_steps = args.gradient_steps
+                else:  # -1: one gradient step per env step collected since the last round
+                    n_steps = 1 if args.train_freq == "step" else horizon
+                for _ in range(n_steps):
+                    n_updates += 1
+                    stats |= train_step(
+                        actor=actor,
+                        actor_target=actor_target,
+                        qf=qf,
+                        qf_target=qf_target,
+                        actor_optimizer=actor_optimizer,
+                        q_optimizer=q_optimizer,
+                        batch=rb.sample(args.batch_size),
+                        update_actor=n_updates % args.policy_delay == 0,
+                        temperature=temperature,
+                        args=args,
+                    )
 
-        if global_step % args.log_freq == 0 and recent_successes:  # last 20 training episodes, exploration included
-            writer.add_scalar("charts/success_rate", np.mean(recent_successes), global_step)
-        if global_step % args.log_freq == 0 and stats:
-            values = {tag: value.item() for tag, value in stats.items()}
-            bad = [tag for tag, value in values.items() if not np.isfinite(value)]
-            if bad:
-                writer.close()
-                raise SystemExit(f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir}).")
-            for tag, value in values.items():
-                writer.add_scalar(tag, value, global_step)
-            writer.add_scalar("charts/temperature", temperature, global_step)
-            writer.add_scalar("charts/epsilon", epsilon, global_step)
-            for i, fraction in enumerate((selected / selected.sum().clamp(min=1)).tolist()):
-                writer.add_scalar(f"charts/selected_fraction/gaussian_{i}", fraction, global_step)
-            selected.zero_()
-            writer.add_scalar("charts/SPS", global_step / (time.time() - start_time), global_step)
-        if time.time() - last_print > 5:
-            last_print = time.time()
-            recent = f"{np.mean(recent_returns):.1f}, success {np.mean(recent_successes):.2f}" if recent_returns else "n/a"
-            print(f"step {global_step}, SPS {global_step / (last_print - start_time):.0f}, recent return {recent}")
+            if global_step % args.log_freq == 0 and recent_successes:  # last 20 training episodes, with exploration
+                writer.add_scalar("charts/success_rate", np.mean(recent_successes), global_step)
+            if global_step % args.log_freq == 0 and stats:
+                values = {tag: value.item() for tag, value in stats.items()}
+                bad = [tag for tag, value in values.items() if not np.isfinite(value)]
+                if bad:
+                    writer.close()
+                    raise SystemExit(
+                        f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir})."
+                    )
+                for tag, value in values.items():
+                    writer.add_scalar(tag, value, global_step)
+                writer.add_scalar("charts/temperature", temperature, global_step)
+                writer.add_scalar("charts/epsilon", epsilon, global_step)
+                fractions = selected / selected.sum().clamp(min=1)
+                for i, fraction in enumerate(fractions.tolist()):
+                    writer.add_scalar(f"charts/selected_fraction/gaussian_{i}", fraction, global_step)
+                selected.zero_()
+                steps_per_second = (global_step - start_step + 1) / (time.time() - start_time)
+                writer.add_scalar("charts/SPS", steps_per_second, global_step)
+            if time.time() - last_print > 5:
+                last_print = time.time()
+                line = progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns)
+                success = f"{np.mean(recent_successes):.2f}" if recent_successes else "n/a"
+                print(f"{line}, success {success}", flush=True)
 
-        if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
-            returns, successes = evaluate(actor, qf, eval_env, args.eval_episodes, device, normalizer,
-                                          seed=args.seed + 10_000)
-            writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
-            writer.add_scalar("eval/success_rate", np.mean(successes), global_step)
-            print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}, success rate {np.mean(successes):.2f}")
+            if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+                returns, successes = evaluate_goal_env(
+                    policy=partial(greedy_action, actor, qf),
+                    env=eval_env,
+                    episodes=args.eval_episodes,
+                    normalizer=normalizer,
+                    device=device,
+                    seed=args.seed + 10_000,
+                )
+                writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+                writer.add_scalar("eval/success_rate", np.mean(successes), global_step)
+                print(
+                    f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}, "
+                    f"success rate {np.mean(successes):.2f}"
+                )
+
+            # Run control: checkpoints at episode boundaries (and at the end), where no episode is half stored.
+            finished = global_step == args.total_timesteps
+            if episode_over or finished:
+                due = global_step - last_checkpoint >= args.checkpoint_freq or finished
+                if (args.checkpoint_freq and due) or stop.received:
+                    checkpoint_state = {
+                        "step": global_step,
+                        "actor": actor.state_dict(),
+                        "actor_target": actor_target.state_dict(),
+                        "qf": qf.state_dict(),
+                        "qf_target": qf_target.state_dict(),
+                        "actor_optimizer": actor_optimizer.state_dict(),
+                        "q_optimizer": q_optimizer.state_dict(),
+                        "normalizer": normalizer.state_dict(),
+                        "replay_buffer": rb.state_dict(),
+                        "selected": selected,
+                        "recent_returns": list(recent_returns),
+                        "recent_successes": list(recent_successes),
+                        "stats": stats,
+                        "n_updates": n_updates,
+                        "random": random_states([env]),
+                        "args": asdict(args),
+                    }
+                    writer.flush()  # the logs up to this step are on disk before the checkpoint says so
+                    save_checkpoint(checkpoint_state, run_dir)
+                    last_checkpoint = global_step
+                if stop.received and not finished:
+                    writer.close()
+                    env.close()
+                    eval_env.close()
+                    print(f"interrupted at step {global_step}; resume with: python {__file__} --resume {run_dir}")
+                    raise SystemExit(INTERRUPTED_EXIT_CODE)
+                obs, _ = env.reset()  # after the checkpoint: a resumed run's reset draws the same start and goal
+                episode = new_episode(obs)
 
     if args.save_model:
         path = os.path.join(run_dir, f"{args.exp_name}.model")
-        torch.save({"actor": actor.state_dict(), "qf": qf.state_dict(), "normalizer": normalizer.state_dict(),
-                    "args": asdict(args)}, path)
+        model = {"actor": actor.state_dict(), "qf": qf.state_dict(), "normalizer": normalizer.state_dict()}
+        torch.save(model | {"args": asdict(args)}, path)
         print(f"model saved to {path}")
     env.close()
     eval_env.close()
     writer.close()
+    if args.track:
+        finish_tracking(video_dir)
     return run_dir
+
+
+# ==============================================================================================================
+# Run control: checkpoints, signals, resume, tracking. Not part of the algorithm: a fork may delete this section
+# and the few lines of main() that call it.
+# ==============================================================================================================
+INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL ("try again later"): benchmarks/reproduce.py resumes runs that exit so
+
+
+class StopSignal:
+    """Remembers a SIGTERM, SIGUSR1 or SIGINT, so the loop can finish its episode and checkpoint before exiting."""
+
+    def __init__(self):
+        self.received = None
+        self.previous_handlers = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+            self.previous_handlers[signum] = signal.signal(signum, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.received and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once, without a checkpoint
+        self.received = signal.Signals(signum).name
+        print(f"{self.received} received: finishing this episode, then saving a checkpoint.", flush=True)
+
+    def __exit__(self, *exception):
+        for signum, handler in self.previous_handlers.items():
+            signal.signal(signum, handler)
+
+
+def random_states(envs: list) -> dict:
+    """Every random stream a run draws from: Python, NumPy, torch (CPU and GPU), each env and its action space."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "envs": [env.unwrapped.np_random.bit_generator.state for env in envs],
+        "action_spaces": [env.action_space.np_random.bit_generator.state for env in envs],
+    }
+
+
+def restore_random_states(states: dict, envs: list) -> None:
+    """Put every random stream back where random_states() found it."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    for env, env_state, space_state in zip(envs, states["envs"], states["action_spaces"]):
+        env.unwrapped.np_random.bit_generator.state = env_state
+        env.action_space.np_random.bit_generator.state = space_state
+
+
+def save_checkpoint(state: dict, run_dir: str) -> None:
+    """Write run_dir/checkpoint.pt atomically: a crash during the write leaves the previous checkpoint whole."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)  # a rename is atomic on POSIX file systems
+
+
+def load_checkpoint(path: str) -> dict:
+    """A run directory's checkpoint.pt (or the file itself); one sentence and a non-zero exit if it is unusable."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "checkpoint.pt")
+    if not os.path.exists(path):
+        raise SystemExit(f"There is no checkpoint at {path}; runs write one every --checkpoint-freq steps.")
+    try:
+        # weights_only=False: the file holds random states and hyperparameters, and we wrote it ourselves.
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise SystemExit(f"{path} cannot be read ({type(error).__name__}): it is truncated or corrupt.")
+
+
+def resume_args(args):
+    """The hyperparameters saved in args.resume; a flag given now that contradicts them is refused."""
+    path = os.path.join(args.resume, "hyperparameters.json")
+    if not os.path.exists(path):
+        raise SystemExit(f"{args.resume} is not a run directory of this script (no hyperparameters.json).")
+    with open(path) as f:
+        saved = json.load(f)
+    defaults = asdict(type(args)())
+    for name, value in asdict(args).items():
+        as_saved = json.loads(json.dumps(value))  # tuples become lists, as in the file
+        changed = value != defaults[name] and as_saved != saved.get(name)
+        if name not in ("resume", "evaluate") and changed:
+            raise SystemExit(f"--{name.replace('_', '-')} {value} conflicts with the run's saved value {saved[name]}.")
+    fields = {name: tuple(value) if isinstance(value, list) else value for name, value in saved.items()}
+    return type(args)(**{**fields, "resume": args.resume})
+
+
+def start_tracking(args, run_name: str) -> None:
+    """Log to Weights & Biases as CleanRL does; call before creating the SummaryWriter, which it syncs."""
+    import wandb  # imported only with --track
+
+    wandb.init(
+        project=args.wandb_project_name,
+        entity=args.wandb_entity,
+        name=run_name,
+        id=run_name.replace(".", "-"),  # a resumed run continues the same W&B run
+        resume="allow",
+        config=asdict(args),
+        sync_tensorboard=True,
+        save_code=True,
+    )
+
+
+def finish_tracking(video_dir) -> None:
+    """Upload the recorded evaluation videos, if any, and close the W&B run."""
+    import wandb
+
+    if video_dir and os.path.isdir(video_dir):
+        for name in sorted(os.listdir(video_dir)):
+            if name.endswith(".mp4"):
+                wandb.log({"videos": wandb.Video(os.path.join(video_dir, name), format="mp4")})
+    wandb.finish()
+
+
+def progress_line(step: int, total: int, start_step: int, start_time: float, recent_returns) -> str:
+    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m, recent return 512.3`: what a person watching wants to see."""
+    steps_per_second = (step - start_step + 1) / max(time.time() - start_time, 1e-9)
+    seconds_left = int((total - step) / max(steps_per_second, 1e-9))
+    eta = f"{seconds_left // 3600}h{seconds_left % 3600 // 60:02d}m{seconds_left % 60:02d}s"
+    recent = f"{np.mean(recent_returns):.1f}" if len(recent_returns) else "n/a"
+    return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
+
+
+def watch(args: Args) -> None:
+    """--evaluate PATH: greedy episodes of a model saved with --save-model, or of a checkpoint; trains nothing."""
+    saved = load_checkpoint(args.evaluate)
+    saved_args = Args(
+        **{name: tuple(value) if isinstance(value, list) else value for name, value in saved["args"].items()}
+    )
+    video_dir = os.path.join(os.path.dirname(os.path.abspath(args.evaluate)), "videos_evaluate")
+    env = make_goal_env(saved_args.env_id, args.seed, video_dir if args.capture_video else None)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    spaces = env.observation_space
+    in_dim = spaces["observation"].shape[0] + spaces["desired_goal"].shape[0]
+    act_dim = env.action_space.shape[0]
+    actor = GaussianMeans(saved_args.n_actors, in_dim, act_dim, saved_args.net_arch).to(device)
+    qf = TwinQ(in_dim, act_dim, saved_args.net_arch).to(device)
+    actor.load_state_dict(saved["actor"])
+    qf.load_state_dict(saved["qf"])
+    normalizer = Normalizer(in_dim, saved_args.normalize_obs)
+    normalizer.load_state_dict(saved["normalizer"])
+    returns, successes = evaluate_goal_env(
+        policy=partial(greedy_action, actor, qf),
+        env=env,
+        episodes=args.eval_episodes,
+        normalizer=normalizer,
+        device=device,
+        seed=args.seed + 10_000,
+    )
+    env.close()
+    print(
+        f"{args.evaluate}: return {np.mean(returns):.1f} +- {np.std(returns):.1f}, "
+        f"success rate {np.mean(successes):.2f} over {args.eval_episodes} greedy episodes"
+    )
+
+
+# ==============================================================================================================
+# End of run control.
+# ==============================================================================================================
 
 
 if __name__ == "__main__":
