@@ -240,9 +240,14 @@ def gmm_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, epsilon: floa
 
     obs (B, obs) -> actions (B, act) in the [-1, 1] scale and the chosen Gaussians n (B,).
     """
-    means = actor(obs)
-    n = torch.multinomial(epsilon_greedy_weights(qf(obs, means, members=1)[0], epsilon), 1).squeeze(1)
-    mean = means[n, torch.arange(obs.shape[0], device=obs.device)]
+    means = actor(obs)  # (N, B, act)
+    states = torch.arange(obs.shape[0], device=obs.device)
+    if means.shape[0] == 1:
+        n = torch.zeros_like(states)  # one Gaussian: nothing to choose and nothing drawn, exactly as TD3 acts
+    else:
+        weights = epsilon_greedy_weights(qf(obs, means, members=1)[0], epsilon)  # (B, N)
+        n = torch.multinomial(weights, 1).squeeze(1)
+    mean = means[n, states]
     return (mean + noise_std * torch.randn_like(mean)).clamp(-1, 1), n
 
 

@@ -160,16 +160,18 @@ class EnsembleMLP(nn.Module):
 
 
 class Actor(nn.Module):
-    """The deterministic policy mu(s), tanh-bounded to the [-1, 1] action scale."""
+    """The deterministic policy mu(s), tanh-bounded to the [-1, 1] action scale.
+
+    A one-member EnsembleMLP rather than nn.Linear layers: Gamid's N means are an EnsembleMLP, so Gamid with
+    N = 1 and the same seed draws the same initial weights as this actor and computes the same numbers.
+    """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
         super().__init__()
-        dims = (obs_dim, *hidden)
-        layers = [layer for i, o in zip(dims, dims[1:]) for layer in (nn.Linear(i, o), nn.ReLU(inplace=True))]
-        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], act_dim), nn.Tanh())
+        self.net = EnsembleMLP(1, obs_dim, act_dim, hidden)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:  # (B, obs) -> (B, act)
-        return self.net(obs)
+        return torch.tanh(self.net(obs.unsqueeze(0))[0])
 
 
 class TwinQ(nn.Module):

@@ -37,11 +37,7 @@ def test_gamid_with_one_gaussian_computes_td3_updates():
     t_actor = td3.Actor(obs_dim, act_dim, hidden).double()
     t_qf = td3.TwinQ(obs_dim, act_dim, hidden).double()
     t_qf.load_state_dict(g_qf.state_dict())
-    linears = [m for m in t_actor.net if isinstance(m, torch.nn.Linear)]
-    with torch.no_grad():
-        for lin, w, b in zip(linears, g_actor.net.weights, g_actor.net.biases):
-            lin.weight.copy_(w[0].T)
-            lin.bias.copy_(b[0, 0])
+    t_actor.load_state_dict(g_actor.state_dict())
     nets = {}
     for name, actor, qf in (("gamid", g_actor, g_qf), ("td3", t_actor, t_qf)):
         nets[name] = [actor, copy.deepcopy(actor), qf, copy.deepcopy(qf),
@@ -59,15 +55,40 @@ def test_gamid_with_one_gaussian_computes_td3_updates():
 
     g_actor, g_actor_t, g_qf, g_qf_t = nets["gamid"][:4]
     t_actor, t_actor_t, t_qf, t_qf_t = nets["td3"][:4]
-    for a, b in ((g_qf, t_qf), (g_qf_t, t_qf_t)):
+    for a, b in ((g_qf, t_qf), (g_qf_t, t_qf_t), (g_actor, t_actor), (g_actor_t, t_actor_t)):
         for p, q in zip(a.parameters(), b.parameters()):
-            assert torch.allclose(p, q, rtol=0, atol=1e-12)
-    for a, b in ((g_actor, t_actor), (g_actor_t, t_actor_t)):
-        lins = [m for m in b.net if isinstance(m, torch.nn.Linear)]
-        for lin, w, bias in zip(lins, a.net.weights, a.net.biases):
-            assert torch.allclose(w[0].T, lin.weight, rtol=0, atol=1e-12)
-            assert torch.allclose(bias[0, 0], lin.bias, rtol=0, atol=1e-12)
+            assert torch.equal(p, q)
     assert not torch.allclose(g_actor.net.weights[0], g_actor_t.net.weights[0])  # the updates did move something
+
+
+def saved_model(run_dir, module):
+    return torch.load(os.path.join(run_dir, f"{module.__name__}.model"))
+
+
+def test_gamid_with_one_gaussian_is_td3_seed_for_seed(tmp_path):
+    """Same seed, same settings: the same initial weights, the same draws, so the same whole run, bit for bit."""
+    gamid_dir = gamid.main(gamid.Args(runs_dir=str(tmp_path / "gamid"), n_actors=1, **TINY))
+    td3_dir = td3.main(td3.Args(runs_dir=str(tmp_path / "td3"), **TINY))
+    gamid_logged, td3_logged = scalars(gamid_dir), scalars(td3_dir)
+    for tag in ("charts/episodic_return", "eval/episodic_return", "losses/qf_loss", "losses/actor_loss"):
+        assert gamid_logged[tag] == td3_logged[tag], tag
+    gamid_model, td3_model = saved_model(gamid_dir, gamid), saved_model(td3_dir, td3)
+    for network in ("actor", "qf"):
+        assert gamid_model[network].keys() == td3_model[network].keys()
+        for name, tensor in gamid_model[network].items():
+            assert torch.equal(tensor, td3_model[network][name]), f"{network}.{name}"
+    assert len(set(v for _, v in td3_logged["eval/episodic_return"])) > 1  # training moved the policy
+
+
+@pytest.mark.parametrize("module", [gamid, td3], ids=["gamid", "td3"])
+def test_evaluating_more_often_leaves_the_training_run_unchanged(module, tmp_path):
+    rarely = module.main(module.Args(runs_dir=str(tmp_path / "rarely"), **{**TINY, "eval_freq": 1500}))
+    often = module.main(module.Args(runs_dir=str(tmp_path / "often"), **{**TINY, "eval_freq": 250}))
+    assert len(scalars(often)["eval/episodic_return"]) == 6
+    assert scalars(rarely)["charts/episodic_return"] == scalars(often)["charts/episodic_return"]
+    for network in ("actor", "qf"):
+        for name, tensor in saved_model(rarely, module)[network].items():
+            assert torch.equal(tensor, saved_model(often, module)[network][name]), f"{network}.{name}"
 
 
 @pytest.mark.parametrize("module", [gamid, td3], ids=["gamid", "td3"])
