@@ -1,28 +1,42 @@
-"""Reproduce Table 1 of the paper: a grid of (script, task, seed) training runs, then the table.
+"""Reproduce Table 1 of the paper: a grid of (script, task, seed) training runs, then the table and the curves.
 
-Each run is an ordinary command line (`python td3_baseline.py --env-id Hopper-v4 --seed 2 ...`)
-with its own `--runs-dir` under `--out-dir`, so its TensorBoard log is found without guessing.
-A run is finished once its process exited 0: a `DONE` marker holding the command is then
-written next to its log. Running the same command again resumes: finished runs are skipped,
-unfinished ones are cleaned and started again. A run whose DONE holds a different command (say, a
-different budget) counts as unfinished.
+Each run is an ordinary command line (`python td3_baseline.py --env-id Hopper-v4 --seed 2 ...`) with its own
+`--runs-dir`, `<out-dir>/runs/<task>__<method>__<seed>/`, so the harness finds the run directory that the
+script makes there (`<env_id>__<exp_name>__<seed>__<unix time>/`) without guessing. Next to it the harness keeps
+`COMMAND` (the command the run was started with), `train.log` (the run's output, every attempt appended), and
+`DONE` once the script exited 0, or `FAILED` (with the exit status) once it failed.
 
-Runs go to a local process pool (`--workers`), or with `--slurm` into a SLURM array job
-(`grid.sbatch`, one array index per run, plus `commands.txt`) that is written, not submitted.
+Interrupted runs resume. The scripts write `checkpoint.pt` in their run directory every `--checkpoint-freq`
+env steps, and on SIGTERM, SIGUSR1 or SIGINT they finish the current episode, write it and exit with status 75.
+Running the same command again skips the finished runs and resumes each unfinished one from its checkpoint
+(`python <script> --resume <run dir>`); a run with no checkpoint, or started with another command (say, another
+budget), starts again in a clean folder.
+- Local pool (`--workers`): Ctrl-C, or SIGTERM to the harness, is passed on to the running runs as SIGTERM; they
+  checkpoint and exit, the harness waits for them and exits with status 75. A second Ctrl-C stops everything
+  at once (those runs later resume from their last periodic checkpoint).
+- SLURM (`--slurm`): `grid.sbatch`, a job array with one index per run (written, not submitted), asks SLURM for
+  SIGUSR1 `--slurm-signal-seconds` before the time limit and passes it, or a pre-emption's SIGTERM, to the run;
+  when the run exits 75, the task requeues itself (`scontrol requeue`) and the requeued task resumes. Submitting
+  `grid.sbatch` again does the same for every unfinished run.
 
-The summary (also alone with `--summarize-only`) reads every finished run's last greedy
-evaluation (`eval/success_rate` where logged, i.e. Fetch, else `eval/episodic_return`), and writes
-to `--out-dir`:
-- `table.md`: mean ± sample standard deviation (ddof = 1) over seeds per task and method, the
-  best mean of each row in bold, and the p-value of Welch's two-sided t-test of Gamid against
-  TD3 per task (paper §4.3);
+Every run evaluates often enough for a curve: by default at least 50 times, and every 10,000 steps at the
+paper's budget (1M steps, 2M for Humanoid), whichever is more frequent.
+
+The summary (also alone with `--summarize-only`) reads every finished run's greedy evaluations
+(`eval/success_rate` where logged, i.e. Fetch, else `eval/episodic_return`) and writes to `--out-dir`:
+- `table.md`: Table 1 laid out as in the paper (columns TD3, SAC, SACM, PMOE, PPO, Gamid; the selected tasks
+  of its nine rows). Each cell holds our mean ± sample standard deviation (ddof = 1) over seeds of the final
+  evaluation, beside the paper's value; our best mean of each row is in bold. A cell without our number says
+  why: `n/a` (the paper has no such cell: PMOE and PPO were not combined with HER), `missing` (the script is
+  not in this checkout), `failed`, `unfinished`, or `not run` (not selected). Last column: the p-value of
+  Welch's two-sided t-test of Gamid against TD3 (paper §4.3);
 - `results.csv`: the final value of every run; `summary.json`: the numbers behind the table;
-- `curves_<task>.png`: learning curves, mean over seeds with a ±1 std band per method.
+- `curves_<task>.png`: learning curves of every method, mean over seeds with a ±1 std band.
 
     python benchmarks/reproduce.py --total-timesteps 200000 --workers 2
     python benchmarks/reproduce.py --scripts gamid_continuous_action td3_baseline \\
         --tasks HalfCheetah-v4 Hopper-v4 --seeds 1 2 --total-timesteps 20000 --workers 2
-    python benchmarks/reproduce.py --total-timesteps 1000000 --slurm   # then: sbatch <out-dir>/grid.sbatch
+    python benchmarks/reproduce.py --slurm   # the paper's budgets; then: sbatch <out-dir>/grid.sbatch
 """
 
 import csv
@@ -32,10 +46,10 @@ import math
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -46,35 +60,65 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MUJOCO_TASKS = ("Swimmer-v4", "HalfCheetah-v4", "Hopper-v4", "Ant-v4", "Walker2d-v4", "Humanoid-v4")
 FETCH_TASKS = ("FetchPush-v4", "FetchSlide-v4", "FetchPickAndPlace-v4")
-FETCH_SCRIPTS = ("gamid_her_fetch",)  # scripts that run the Fetch tasks; all others run the MuJoCo tasks
-# Table 1 columns each script fills: (method id used in run names, column, extra flags).
+FETCH_SCRIPTS = ("gamid_her_fetch", "sacm_her_fetch")  # these run the Fetch tasks; all others the MuJoCo tasks
+ON_POLICY_SCRIPTS = ("ppo_baseline",)  # no replay buffer: no --learning-starts
+# The Table 1 columns each script fills: (method, used in run names; column; extra flags).
 VARIANTS = {
     "td3_baseline": [("td3", "TD3", ())],
     "sacm_baseline": [("sac", "SAC", ("--n-components", "1")), ("sacm", "SACM", ("--n-components", "3"))],
+    "pmoe_baseline": [("pmoe", "PMOE", ())],
+    "ppo_baseline": [("ppo", "PPO", ())],
     "gamid_continuous_action": [("gamid", "Gamid", ())],
     "gamid_her_fetch": [("td3-her", "TD3", ("--n-actors", "1")), ("gamid-her", "Gamid", ())],
+    "sacm_her_fetch": [("sac-her", "SAC", ("--n-components", "1")), ("sacm-her", "SACM", ("--n-components", "3"))],
 }
-COLUMNS = ("TD3", "SAC", "SACM", "Gamid")  # Table 1's order (PMOE and PPO are not part of this project)
-DONE = "DONE"
+COLUMNS = ("TD3", "SAC", "SACM", "PMOE", "PPO", "Gamid")  # Table 1's order
+NO_FETCH_COLUMNS = ("PMOE", "PPO")  # the paper: no prior work combined PMOE or PPO with HER
+
+# Paper Table 1: (mean, 1 std) over five runs after 2M steps (Humanoid) or 1M (the others), columns in the
+# paper's order. The paper ran the MuJoCo tasks as -v3 and the Fetch tasks as -v1 (rows Push, Slide and
+# PickAndPlace); we run -v4, the same tasks on the maintained mujoco bindings. None: "—" in the paper.
+# fmt: off
+PAPER_TABLE1 = {  #         TD3            SAC            SACM         PMOE           PPO           Gamid
+    "Swimmer-v4":           ((263, 139),   (318, 43),     (336, 1.4),  (50, 3.82),    (318, 22.1),  (344, 4.1)),
+    "HalfCheetah-v4":       ((9578, 648),  (10427, 206),  (9599, 357), (7934, 1072),  (5251, 907),  (11063, 300)),
+    "Hopper-v4":            ((3392, 125),  (3027, 664),   (2848, 677), (2900, 461),   (918, 156),   (3301, 209)),
+    "Ant-v4":               ((4264, 1671), (3613, 1365),  (4159, 512), (1874, 491),   (2204, 781),  (4998, 828)),
+    "Walker2d-v4":          ((4153, 429),  (4237, 429),   (4187, 245), (4046, 530),   (3023, 1543), (4835, 187)),
+    "Humanoid-v4":          ((5727, 411),  (5949, 560),   (5498, 770), (5039, 394),   (812, 136),   (6141, 629)),
+    "FetchPush-v4":         ((0.34, 0.43), (0.99, 0.02),  (0.99, 0.02), None,         None,         (0.95, 0.05)),
+    "FetchSlide-v4":        ((0.13, 0.18), (0.76, 0.26),  (0.75, 0.27), None,         None,         (0.45, 0.31)),
+    "FetchPickAndPlace-v4": ((0.03, 0.04), (0.99, 0.01),  (0.99, 0.01), None,         None,         (0.66, 0.24)),
+}
+# fmt: on
+PAPER_BUDGET = {"Humanoid-v4": 2_000_000}  # paper §4.3; every other task 1M steps
+EVALUATIONS_PER_RUN = 50  # at least this many evaluations per run ...
+EVAL_FREQ_AT_FULL_BUDGET = 10_000  # ... and at least one every this many steps
+INTERRUPTED_EXIT_CODE = 75  # the scripts' exit status after a checkpoint on SIGTERM, SIGUSR1 or SIGINT
+DONE, FAILED, COMMAND = "DONE", "FAILED", "COMMAND"
 
 
 @dataclass
 class Args:
     scripts: tuple[str, ...] = tuple(VARIANTS)
-    """training scripts (file names without .py); sacm_baseline runs as SAC (K = 1) and SACM (K = 3),
-    gamid_her_fetch as Gamid+HER and TD3+HER (N = 1)"""
+    """training scripts (file names without .py); sacm_baseline and sacm_her_fetch run as SAC (K = 1) and
+    SACM (K = 3), gamid_her_fetch as Gamid+HER and TD3+HER (N = 1)"""
     tasks: tuple[str, ...] = MUJOCO_TASKS + FETCH_TASKS
-    """tasks; Fetch* tasks go to the HER script, the others to the MuJoCo scripts"""
+    """tasks; Fetch* tasks go to the HER scripts, the others to the MuJoCo scripts"""
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     """seeds of every (script, task) pair (the paper: five runs)"""
     total_timesteps: Optional[int] = None
     """budget of every run (default: each script's paper preset, 1e6 steps, 2e6 for Humanoid)"""
     learning_starts: Optional[int] = None
-    """random steps before training, passed to every run (default: the scripts' own)"""
+    """random steps before training, passed to every off-policy run (default: the scripts' own)"""
     eval_freq: Optional[int] = None
-    """greedy evaluation every this many steps (default: a tenth of --total-timesteps, else the scripts' 10000)"""
+    """greedy evaluation every this many steps (default: the budget / 50, at most 10000)"""
     eval_episodes: int = 10
     """episodes per evaluation"""
+    checkpoint_freq: Optional[int] = None
+    """passed to every run as --checkpoint-freq (default: the scripts' own)"""
+    script_flags: str = ""
+    """more flags for every run, as one string, e.g. '--buffer-size 300000'"""
     workers: int = 1
     """runs at once in the local process pool"""
     threads_per_run: Optional[int] = None
@@ -84,7 +128,9 @@ class Args:
     slurm: bool = False
     """write <out-dir>/grid.sbatch and commands.txt for `sbatch` instead of running"""
     slurm_time: str = "48:00:00"
-    """SLURM --time of one run"""
+    """SLURM --time of one run (a run that reaches it checkpoints and requeues itself)"""
+    slurm_signal_seconds: int = 300
+    """SIGUSR1 this many seconds before the time limit: time to finish the episode and write the checkpoint"""
     slurm_cpus: int = 2
     """SLURM --cpus-per-task (also the run's OMP_NUM_THREADS)"""
     slurm_mem: str = "8G"
@@ -101,7 +147,7 @@ class Args:
 
 @dataclass
 class Run:
-    run_id: str  # <task>__<method>__<seed>, also the name of its directory under <out-dir>/runs
+    run_id: str  # <task>__<method>__<seed>, also the name of its folder under <out-dir>/runs
     task: str
     method: str
     column: str
@@ -113,126 +159,228 @@ class Run:
         return os.path.join(out_dir, "runs", self.run_id)
 
 
-def build_grid(args: Args, out_dir: str) -> list[Run]:
-    """Every (script variant, task, seed) of the selection whose script exists; missing scripts are reported and skipped."""
-    runs = []
+def eval_freq(args: Args, task: str) -> int:
+    """Evaluate at least 50 times per run, and at least every 10k steps (the paper's budget: 100 or 200 times)."""
+    if args.eval_freq is not None:
+        return args.eval_freq
+    budget = args.total_timesteps or PAPER_BUDGET.get(task, 1_000_000)
+    return max(1, min(EVAL_FREQ_AT_FULL_BUDGET, budget // EVALUATIONS_PER_RUN))
+
+
+def build_grid(args: Args, out_dir: str) -> tuple[list[Run], list[str]]:
+    """Every (script variant, task, seed) of the selection whose script exists, and the selected scripts that
+    do not exist (reported, and marked in the table)."""
+    runs, missing = [], []
     for script in args.scripts:
         if script not in VARIANTS:
             raise SystemExit(f"Unknown script '{script}'; choose from {', '.join(VARIANTS)}.")
         if not os.path.exists(os.path.join(args.repo_root, script + ".py")):
-            print(f"note: {script}.py is not in {args.repo_root}; its runs are skipped.")
+            print(f"note: {script}.py is not in {args.repo_root}; its columns are marked missing.")
+            missing.append(script)
             continue
-        tasks = [t for t in args.tasks if t.startswith("Fetch") == (script in FETCH_SCRIPTS)]
+        tasks = [task for task in args.tasks if task.startswith("Fetch") == (script in FETCH_SCRIPTS)]
         for task in tasks:
             for method, column, flags in VARIANTS[script]:
                 for seed in args.seeds:
                     run_id = f"{task}__{method}__{seed}"
-                    argv = [f"{script}.py", "--env-id", task, "--seed", str(seed),
-                            "--runs-dir", os.path.join(out_dir, "runs", run_id), *flags]
+                    runs_dir = os.path.join(out_dir, "runs", run_id)
+                    argv = [f"{script}.py", "--env-id", task, "--seed", str(seed), "--runs-dir", runs_dir, *flags]
                     if args.total_timesteps is not None:
                         argv += ["--total-timesteps", str(args.total_timesteps)]
-                    if args.learning_starts is not None:
+                    if args.learning_starts is not None and script not in ON_POLICY_SCRIPTS:
                         argv += ["--learning-starts", str(args.learning_starts)]
-                    eval_freq = args.eval_freq or (max(1, args.total_timesteps // 10) if args.total_timesteps else None)
-                    if eval_freq is not None:
-                        argv += ["--eval-freq", str(eval_freq)]
-                    argv += ["--eval-episodes", str(args.eval_episodes)]
+                    argv += ["--eval-freq", str(eval_freq(args, task)), "--eval-episodes", str(args.eval_episodes)]
+                    if args.checkpoint_freq is not None:
+                        argv += ["--checkpoint-freq", str(args.checkpoint_freq)]
+                    argv += shlex.split(args.script_flags)
                     runs.append(Run(run_id, task, method, column, script, seed, argv))
-    return runs
+    return runs, missing
 
 
-def write_manifest(runs: list[Run], out_dir: str) -> None:
+def write_manifest(runs: list[Run], missing: list[str], tasks: tuple[str, ...], out_dir: str) -> None:
     """Add the runs to <out-dir>/grid.json (kept across invocations, so the summary sees every grid run here)."""
     path = os.path.join(out_dir, "grid.json")
-    manifest = {}
+    manifest = {"runs": {}, "missing_scripts": [], "tasks": []}
     if os.path.exists(path):
         with open(path) as f:
             manifest = json.load(f)
-    manifest |= {run.run_id: asdict(run) for run in runs}
+    manifest["runs"] |= {run.run_id: asdict(run) for run in runs}
+    present = {run.script for run in runs}
+    manifest["missing_scripts"] = sorted(set(manifest["missing_scripts"]) - present | set(missing))
+    manifest["tasks"] += [task for task in tasks if task not in manifest["tasks"]]
     os.makedirs(out_dir, exist_ok=True)
     with open(path, "w") as f:
         json.dump(manifest, f, indent=1)
 
 
-def read_manifest(out_dir: str) -> list[Run]:
+def read_manifest(out_dir: str) -> dict:
     path = os.path.join(out_dir, "grid.json")
     if not os.path.exists(path):
         raise SystemExit(f"No grid in {out_dir} (grid.json is missing); run the grid first.")
     with open(path) as f:
-        return [Run(**entry) for entry in json.load(f).values()]
+        manifest = json.load(f)
+    manifest["runs"] = [Run(**entry) for entry in manifest["runs"].values()]
+    return manifest
 
 
-def done_text(run: Run) -> str:
+def command_text(run: Run) -> str:
     return " ".join(run.argv)
 
 
+def read_marker(run: Run, out_dir: str, name: str) -> Optional[str]:
+    path = os.path.join(run.dir(out_dir), name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read().strip()
+
+
 def is_finished(run: Run, out_dir: str) -> bool:
-    marker = os.path.join(run.dir(out_dir), DONE)
-    if not os.path.exists(marker):
-        return False
-    with open(marker) as f:
-        if f.read().strip() == done_text(run):
-            return True
-    print(f"note: {run.run_id} finished with another command; it runs again.")
-    return False
+    done = read_marker(run, out_dir, DONE)
+    if done is not None and done != command_text(run):
+        print(f"note: {run.run_id} finished with another command; it runs again.")
+    return done == command_text(run)
 
 
-# --- local process pool --------------------------------------------------------------------------
+def resume_point(run: Run, out_dir: str) -> Optional[str]:
+    """The run directory holding the run's checkpoint.pt, if the run was started with this same command."""
+    if read_marker(run, out_dir, COMMAND) != command_text(run):
+        return None
+    checkpoints = glob.glob(os.path.join(glob.escape(run.dir(out_dir)), "*", "checkpoint.pt"))
+    return os.path.dirname(checkpoints[0]) if len(checkpoints) == 1 else None
 
-def run_one(run: Run, out_dir: str, repo_root: str, threads: int, running: dict) -> tuple[int, float]:
-    """Clean the run's directory, run it, and mark it DONE if it exits 0. -> (exit code, seconds)."""
-    run_dir = run.dir(out_dir)
-    shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted attempt's partial logs must not mix in
-    os.makedirs(run_dir)
-    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    start = time.time()
-    with open(os.path.join(run_dir, "train.log"), "w") as log:
-        process = subprocess.Popen([sys.executable, *run.argv], cwd=repo_root, stdout=log, stderr=subprocess.STDOUT, env=env)
-        running[run.run_id] = process
-        code = process.wait()
-        running.pop(run.run_id, None)
+
+def next_attempt(run: Run, out_dir: str) -> list[str]:
+    """The command of the run's next attempt: resume from its checkpoint, or start afresh in a clean folder."""
+    run_dir = resume_point(run, out_dir)
+    if run_dir is not None:
+        if os.path.exists(os.path.join(run.dir(out_dir), FAILED)):
+            os.remove(os.path.join(run.dir(out_dir), FAILED))
+        return [run.argv[0], "--resume", run_dir]
+    shutil.rmtree(run.dir(out_dir), ignore_errors=True)  # an attempt without a checkpoint must not mix in
+    os.makedirs(run.dir(out_dir))
+    with open(os.path.join(run.dir(out_dir), COMMAND), "w") as f:
+        f.write(command_text(run) + "\n")
+    return run.argv
+
+
+def record_exit(run: Run, out_dir: str, code: int) -> None:
+    """DONE after exit 0, FAILED after any other status but the interruption's (that run resumes)."""
     if code == 0:
-        with open(os.path.join(run_dir, DONE), "w") as f:
-            f.write(done_text(run) + "\n")
-    return code, time.time() - start
+        with open(os.path.join(run.dir(out_dir), DONE), "w") as f:
+            f.write(command_text(run) + "\n")
+    elif code != INTERRUPTED_EXIT_CODE:
+        with open(os.path.join(run.dir(out_dir), FAILED), "w") as f:
+            f.write(f"exit {code}\n")
 
 
-def run_grid(runs: list[Run], out_dir: str, args: Args) -> int:
-    """Run the unfinished runs, `workers` at a time. Returns the number of failed runs."""
-    todo = [run for run in runs if not is_finished(run, out_dir)]
+# --- local process pool --------------------------------------------------------------------------------------
+
+
+class PoolStop:
+    """Ctrl-C or SIGTERM to the harness: no new run starts, and the running ones are asked to checkpoint.
+
+    A second one stops everything at once (SIGINT to the runs, which then stop without a checkpoint)."""
+
+    def __init__(self, running: dict):
+        self.running = running
+        self.received = False
+        self.previous_handlers = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous_handlers[signum] = signal.signal(signum, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.received:
+            for process, _, _ in self.running.values():
+                process.send_signal(signal.SIGINT)
+            raise KeyboardInterrupt
+        self.received = True
+        name = signal.Signals(signum).name
+        print(f"{name}: the running runs finish their episode and checkpoint; Ctrl-C again stops at once.", flush=True)
+
+    def __exit__(self, *exception):
+        for signum, handler in self.previous_handlers.items():
+            signal.signal(signum, handler)
+
+
+def start_run(run: Run, out_dir: str, repo_root: str, threads: int) -> tuple[subprocess.Popen, object, float]:
+    """Start the run's next attempt (resumed or fresh), its output appended to its train.log."""
+    argv = next_attempt(run, out_dir)
+    log = open(os.path.join(run.dir(out_dir), "train.log"), "a")
+    log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}: python {shlex.join(argv)}\n")
+    log.flush()
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    process = subprocess.Popen([sys.executable, *argv], cwd=repo_root, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return process, log, time.time()
+
+
+def run_grid(runs: list[Run], out_dir: str, args: Args) -> tuple[int, int]:
+    """Run the unfinished runs, `workers` at a time. Returns the numbers of failed and interrupted runs."""
+    queue = [run for run in runs if not is_finished(run, out_dir)]
+    total = len(queue)
     threads = args.threads_per_run or max(1, (os.cpu_count() or 1) // args.workers)
-    print(f"{len(runs)} runs in the grid, {len(runs) - len(todo)} already finished; running {len(todo)} "
-          f"with {args.workers} worker(s), {threads} thread(s) each. Logs: {os.path.join(out_dir, 'runs', '<run>', 'train.log')}")
-    running, failed, start = {}, 0, time.time()
-    pool = ThreadPoolExecutor(max_workers=args.workers)
-    try:
-        futures = {pool.submit(run_one, run, out_dir, args.repo_root, threads, running): run for run in todo}
-        for k, future in enumerate(as_completed(futures), 1):
-            run, (code, seconds) = futures[future], future.result()
-            failed += code != 0
-            status = "finished" if code == 0 else f"FAILED (exit {code}, see {os.path.join(run.dir(out_dir), 'train.log')})"
-            print(f"[{k}/{len(todo)}] {run.run_id} {status} in {seconds:.0f} s (grid {time.time() - start:.0f} s)", flush=True)
-    except KeyboardInterrupt:
-        print("interrupted: stopping the running runs; run the same command again to resume.")
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in list(running.values()):
-            process.terminate()
-        raise
-    pool.shutdown()
-    print(f"grid wall time {time.time() - start:.0f} s, {failed} failed run(s)")
-    return failed
+    resumable = sum(resume_point(run, out_dir) is not None for run in queue)
+    logs = os.path.join(out_dir, "runs", "<run>", "train.log")
+    print(
+        f"{len(runs)} runs in the grid, {len(runs) - total} already finished; running {total} "
+        f"({resumable} resumed from their checkpoint) with {args.workers} worker(s), {threads} thread(s) each. "
+        f"Logs: {logs}",
+        flush=True,
+    )
+    running = {}  # run_id -> (process, log file, start time)
+    asked_to_stop = set()  # run_ids that got the SIGTERM
+    by_id = {run.run_id: run for run in queue}
+    failed, interrupted, ended, start = 0, 0, 0, time.time()
+    with PoolStop(running) as stop:
+        while (queue and not stop.received) or running:
+            while queue and not stop.received and len(running) < args.workers:
+                run = queue.pop(0)
+                running[run.run_id] = start_run(run, out_dir, args.repo_root, threads)
+            if stop.received:  # each running run gets the signal once
+                for run_id, (process, _, _) in running.items():
+                    if run_id not in asked_to_stop:
+                        process.send_signal(signal.SIGTERM)
+                        asked_to_stop.add(run_id)
+            time.sleep(0.2)
+            for run_id, (process, log, started) in list(running.items()):
+                code = process.poll()
+                if code is None:
+                    continue
+                del running[run_id]
+                log.close()
+                run = by_id[run_id]
+                if stop.received and code != 0:
+                    code = INTERRUPTED_EXIT_CODE  # stopped by us, maybe before it could checkpoint: it resumes
+                record_exit(run, out_dir, code)
+                ended += 1
+                failed += code not in (0, INTERRUPTED_EXIT_CODE)
+                interrupted += code == INTERRUPTED_EXIT_CODE
+                log_path = os.path.join(run.dir(out_dir), "train.log")
+                status = {0: "finished", INTERRUPTED_EXIT_CODE: "interrupted (resumes on the next run)"}
+                status = status.get(code, f"FAILED (exit {code}, see {log_path})")
+                seconds, grid_seconds = time.time() - started, time.time() - start
+                print(f"[{ended}/{total}] {run_id} {status} in {seconds:.0f} s (grid {grid_seconds:.0f} s)", flush=True)
+    not_started = len(queue)
+    seconds = time.time() - start
+    print(f"grid wall time {seconds:.0f} s: {failed} failed, {interrupted} interrupted, {not_started} not started")
+    return failed, interrupted + not_started
 
 
-# --- SLURM ---------------------------------------------------------------------------------------
+# --- SLURM ---------------------------------------------------------------------------------------------------
+
 
 def write_slurm(runs: list[Run], out_dir: str, args: Args) -> str:
     """Write grid.sbatch (array index i runs line i + 1 of commands.txt) and commands.txt; returns the sbatch path."""
     os.makedirs(os.path.join(out_dir, "slurm"), exist_ok=True)
     setup = args.slurm_setup
-    if setup is None:
-        setup = f"source {shlex.quote(os.path.join(sys.prefix, 'bin', 'activate'))}" if sys.prefix != sys.base_prefix else ""
+    if setup is None and sys.prefix != sys.base_prefix:  # this Python is a venv's
+        setup = f"source {shlex.quote(os.path.join(sys.prefix, 'bin', 'activate'))}"
     with open(os.path.join(out_dir, "commands.txt"), "w") as f:
         f.writelines(f"python {shlex.join(run.argv)}\n" for run in runs)
+    sbatch_path = os.path.join(out_dir, "grid.sbatch")
     lines = [
         "#!/bin/bash",
         "#SBATCH --job-name=gamid-table1",
@@ -241,12 +389,19 @@ def write_slurm(runs: list[Run], out_dir: str, args: Args) -> str:
         f"#SBATCH --mem={args.slurm_mem}",
         f"#SBATCH --time={args.slurm_time}",
         f"#SBATCH --output={os.path.join(out_dir, 'slurm', '%A_%a.out')}",
+        "#SBATCH --open-mode=append",
+        f"#SBATCH --signal=B:USR1@{args.slurm_signal_seconds}",
+        "#SBATCH --requeue",
         *([f"#SBATCH --partition={args.slurm_partition}"] if args.slurm_partition else []),
-        f"# Written by benchmarks/reproduce.py: {len(runs)} runs, array index i = line i + 1 of commands.txt. Submit with: sbatch {shlex.quote(os.path.join(out_dir, 'grid.sbatch'))}",
-        "# Resubmitting resumes: runs with a DONE marker exit at once. Summarize with --summarize-only.",
-        "set -eo pipefail",
+        f"# Written by benchmarks/reproduce.py: {len(runs)} runs; array index i = line i + 1 of commands.txt.",
+        f"# Submit with: sbatch {shlex.quote(sbatch_path)}",
+        "# A task skips a finished run (DONE holds its command) and resumes an interrupted one from its checkpoint.",
+        f"# SIGUSR1 {args.slurm_signal_seconds} s before the time limit, or a pre-emption's SIGTERM, goes to the run:",
+        f"# it finishes its episode, writes checkpoint.pt and exits {INTERRUPTED_EXIT_CODE}; the task then requeues "
+        "itself.",
+        "# Summarize with: python benchmarks/reproduce.py --summarize-only --out-dir <this folder>",
+        "set -euo pipefail",
         *([setup] if setup else []),
-        "set -u",
         f"cd {shlex.quote(os.path.abspath(args.repo_root))}",
         f"export OMP_NUM_THREADS={args.slurm_cpus} MKL_NUM_THREADS={args.slurm_cpus}",
         'case "${SLURM_ARRAY_TASK_ID:?submit with sbatch, or set SLURM_ARRAY_TASK_ID}" in',
@@ -256,26 +411,52 @@ def write_slurm(runs: list[Run], out_dir: str, args: Args) -> str:
     lines += [
         '  *) echo "no run for array index $SLURM_ARRAY_TASK_ID" >&2; exit 1 ;;',
         "esac",
-        'if [ -f "$RUN_DIR/DONE" ] && [ "$(cat "$RUN_DIR/DONE")" = "$*" ]; then echo "already finished: $RUN_DIR"; exit 0; fi',
-        'rm -rf "$RUN_DIR" && mkdir -p "$RUN_DIR"',
-        'python "$@" 2>&1 | tee "$RUN_DIR/train.log"',
-        'printf \'%s\\n\' "$*" > "$RUN_DIR/DONE"',
+        'COMMAND="$*"',
+        'if [ "$(cat "$RUN_DIR/DONE" 2>/dev/null)" = "$COMMAND" ]; then echo "already finished: $RUN_DIR"; exit 0; fi',
+        'CHECKPOINTS=("$RUN_DIR"/*/checkpoint.pt)',
+        'if [ "$(cat "$RUN_DIR/COMMAND" 2>/dev/null)" = "$COMMAND" ] && [ ${#CHECKPOINTS[@]} -eq 1 ] '
+        '&& [ -f "${CHECKPOINTS[0]}" ]; then',
+        '  set -- "$1" --resume "$(dirname "${CHECKPOINTS[0]}")"',
+        "else  # never started, or started with another command, or stopped before its first checkpoint",
+        '  rm -rf "$RUN_DIR" && mkdir -p "$RUN_DIR" && printf \'%s\\n\' "$COMMAND" > "$RUN_DIR/COMMAND"',
+        "fi",
+        'rm -f "$RUN_DIR/FAILED"',
+        'echo "--- $(date \'+%Y-%m-%d %H:%M:%S\'): python $*" | tee -a "$RUN_DIR/train.log"',
+        'python "$@" >> "$RUN_DIR/train.log" 2>&1 &',
+        "RUN_PID=$!",
+        "trap 'kill -USR1 \"$RUN_PID\" 2>/dev/null' USR1  # SLURM's warning before the time limit",
+        "trap 'kill -TERM \"$RUN_PID\" 2>/dev/null' TERM  # pre-emption or scancel",
+        'while kill -0 "$RUN_PID" 2>/dev/null; do wait "$RUN_PID" || true; done  # a trapped signal ends a wait',
+        'set +e; wait "$RUN_PID"; CODE=$?; set -e',
+        'if [ "$CODE" -eq 0 ]; then printf \'%s\\n\' "$COMMAND" > "$RUN_DIR/DONE"; exit 0; fi',
+        f'if [ "$CODE" -eq {INTERRUPTED_EXIT_CODE} ]; then',
+        '  echo "interrupted at a checkpoint; requeueing task ${SLURM_JOB_ID:-?} to resume"',
+        f'  scontrol requeue "${{SLURM_JOB_ID:?}}" || echo "requeue failed; sbatch {shlex.quote(sbatch_path)} '
+        'again resumes" >&2',
+        f"  exit {INTERRUPTED_EXIT_CODE}",
+        "fi",
+        'echo "exit $CODE" > "$RUN_DIR/FAILED"',
+        'echo "failed with exit $CODE; see $RUN_DIR/train.log" >&2',
+        'exit "$CODE"',
     ]
-    path = os.path.join(out_dir, "grid.sbatch")
-    with open(path, "w") as f:
+    with open(sbatch_path, "w") as f:
         f.write("\n".join(lines) + "\n")
-    return path
+    return sbatch_path
 
 
-# --- summary -------------------------------------------------------------------------------------
+# --- summary -------------------------------------------------------------------------------------------------
+
 
 def read_curve(run_dir: str) -> tuple[str, np.ndarray, np.ndarray]:
     """(tag, steps, values) of the run's greedy evaluations: eval/success_rate if logged, else eval/episodic_return."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    files = sorted(glob.glob(os.path.join(run_dir, "**", "events.out.tfevents.*"), recursive=True), key=os.path.getmtime)
+    pattern = os.path.join(glob.escape(run_dir), "**", "events.out.tfevents.*")
+    files = sorted(glob.glob(pattern, recursive=True), key=os.path.getmtime)
     if not files:
         raise FileNotFoundError(f"no TensorBoard log under {run_dir}")
+    # One run directory, whose attempts (resumed ones) append event files: the accumulator reads them all, in
+    # order, and drops the steps that a resumed attempt logged again (its purge_step).
     events = EventAccumulator(os.path.dirname(files[-1]), size_guidance={"scalars": 0})
     events.Reload()
     tags = events.Tags()["scalars"]
@@ -297,11 +478,12 @@ def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
     d = 1 / (d if abs(d) > tiny else tiny)
     h = d
     for m in range(1, 1000):
-        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1 + num * d
+        even_term = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        odd_term = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        for term in (even_term, odd_term):
+            d = 1 + term * d
             d = 1 / (d if abs(d) > tiny else tiny)
-            c = 1 + num / c
+            c = 1 + term / c
             c = c if abs(c) > tiny else tiny
             h *= c * d
         if abs(c * d - 1) < 1e-15:
@@ -311,7 +493,9 @@ def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
 
 
 def welch_t_test(a, b) -> tuple[float, float, float]:
-    """Welch's unequal-variance t-test: (t, degrees of freedom, two-sided p). NaN when a group has < 2 values or no variance."""
+    """Welch's unequal-variance t-test: (t, degrees of freedom, two-sided p).
+
+    NaN when a group has fewer than 2 values or both have no variance."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(b) < 2:
         return (math.nan,) * 3
@@ -332,76 +516,136 @@ def fmt(x: float, metric: str) -> str:
     return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.1f}"
 
 
+def paper_cell(task: str, column: str) -> str:
+    """The paper's Table 1 entry as printed there ("9,578 ± 648", "344 ± 4.1"), or "—" where it has none."""
+    value = PAPER_TABLE1.get(task, (None,) * len(COLUMNS))[COLUMNS.index(column)]
+    return "—" if value is None else f"{value[0]:,g} ± {value[1]:,g}"
+
+
+def column_scripts(column: str, task: str) -> list[str]:
+    """The scripts that fill a column on a task."""
+    fetch = task.startswith("Fetch")
+    return [
+        script
+        for script, variants in VARIANTS.items()
+        if (script in FETCH_SCRIPTS) == fetch and any(variant[1] == column for variant in variants)
+    ]
+
+
+def cell_without_values(task: str, column: str, runs: list[Run], statuses: dict, missing: list[str]) -> str:
+    """Why a cell has no number of ours: n/a, missing, failed, unfinished or not run."""
+    if task.startswith("Fetch") and column in NO_FETCH_COLUMNS:
+        return "n/a"
+    if runs:
+        failed = [run for run in runs if statuses[run.run_id] == "failed"]
+        if failed:
+            return f"failed ({len(failed)} of {len(runs)} runs; see runs/{failed[0].run_id}/train.log)"
+        return f"unfinished (0 of {len(runs)} runs)"
+    absent = [script + ".py" for script in column_scripts(column, task) if script in missing]
+    return f"missing: {', '.join(absent)} not found" if absent else "not run"
+
+
+def run_status(run: Run, out_dir: str) -> str:
+    if is_finished(run, out_dir):
+        return "finished"
+    return "failed" if read_marker(run, out_dir, FAILED) is not None else "unfinished"
+
+
 def summarize(out_dir: str) -> dict:
     """Write table.md, results.csv, summary.json and curves_<task>.png for the finished runs in out_dir."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = read_manifest(out_dir)
-    curves, rows, skipped = {}, [], []
+    manifest = read_manifest(out_dir)
+    runs, missing = manifest["runs"], manifest["missing_scripts"]
+    curves, rows, statuses, left_out = {}, [], {}, []
     for run in runs:
-        if not is_finished(run, out_dir):
-            skipped.append(run.run_id)
+        statuses[run.run_id] = run_status(run, out_dir)
+        if statuses[run.run_id] != "finished":
+            left_out.append(run.run_id)
             continue
         try:
             tag, steps, values = read_curve(run.dir(out_dir))
         except (FileNotFoundError, KeyError) as error:
             print(f"note: {run.run_id} is left out: {error}")
-            skipped.append(run.run_id)
+            statuses[run.run_id] = "failed"
+            left_out.append(run.run_id)
             continue
         curves.setdefault((run.task, run.column), []).append((run.seed, steps, values))
-        rows.append({"run_id": run.run_id, "task": run.task, "method": run.method, "column": run.column,
-                     "script": run.script, "seed": run.seed, "metric": tag,
-                     "final_step": int(steps[-1]), "final_value": float(values[-1])})
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "task": run.task,
+                "method": run.method,
+                "column": run.column,
+                "script": run.script,
+                "seed": run.seed,
+                "metric": tag,
+                "final_step": int(steps[-1]),
+                "final_value": float(values[-1]),
+            }
+        )
     with open(os.path.join(out_dir, "results.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["run_id", "task", "method", "column", "script", "seed", "metric",
-                                               "final_step", "final_value"])
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["run_id"])
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda r: (r["task"], r["column"], r["seed"])))
 
-    if not rows:
-        raise SystemExit(f"No finished run with an evaluation in {out_dir} yet.")
-    expected = {}
-    for run in runs:
-        expected[(run.task, run.column)] = expected.get((run.task, run.column), 0) + 1
-    tasks = [t for t in MUJOCO_TASKS + FETCH_TASKS if any(r["task"] == t for r in rows)]
-    tasks += sorted({r["task"] for r in rows} - set(tasks))
-    columns = [c for c in COLUMNS if any(r["column"] == c for r in rows)]
-    summary = {"tasks": {}, "left_out": skipped}
-    lines = ["| task | " + " | ".join(columns) + " | p (Gamid vs TD3) |", "|---" * (len(columns) + 2) + "|"]
+    tasks = [task for task in MUJOCO_TASKS + FETCH_TASKS if task in manifest["tasks"]]
+    tasks += [task for task in manifest["tasks"] if task not in tasks]
+    summary = {"tasks": {}, "left_out": left_out}
+    lines = ["| task | " + " | ".join(COLUMNS) + " | p (Gamid vs TD3) |", "|---" * (len(COLUMNS) + 2) + "|"]
     for task in tasks:
-        cells, finals = {}, {}
-        for column in columns:
-            values = np.array([r["final_value"] for r in rows if r["task"] == task and r["column"] == column])
-            if len(values):
-                finals[column] = values
-                cells[column] = {"n": len(values), "mean": float(values.mean()),
-                                 "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
-                                 "values": values.tolist(), "expected_n": expected.get((task, column), len(values))}
-        best = max(cell["mean"] for cell in cells.values())
-        t, df, p = welch_t_test(finals["Gamid"], finals["TD3"]) if {"Gamid", "TD3"} <= set(finals) else (math.nan,) * 3
-        summary["tasks"][task] = {"cells": cells, "welch_t": t, "welch_df": df, "p_gamid_vs_td3": p}
-        row = []
-        for column in columns:
-            if column not in cells:
-                row.append("—")
+        cells, finals, texts = {}, {}, {}
+        for column in COLUMNS:
+            column_runs = [run for run in runs if run.task == task and run.column == column]
+            done = [row for row in rows if row["task"] == task and row["column"] == column]
+            paper = paper_cell(task, column)
+            if not done:
+                texts[column] = cell_without_values(task, column, column_runs, statuses, missing)
+                cells[column] = {"n": 0, "status": texts[column], "paper": paper}
                 continue
-            cell = cells[column]
-            metric = next(r["metric"] for r in rows if r["task"] == task and r["column"] == column)
-            text = f"{fmt(cell['mean'], metric)} ± {fmt(cell['std'], metric)}"
+            values = np.array([row["final_value"] for row in done])
+            finals[column] = values
+            std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            cells[column] = {"n": len(values), "mean": float(values.mean()), "std": std, "values": values.tolist()}
+            cells[column] |= {"expected_n": len(column_runs), "paper": paper, "metric": done[0]["metric"]}
+        means = [cell["mean"] for cell in cells.values() if cell["n"]]
+        for column, cell in cells.items():
+            if not cell["n"]:
+                continue
+            text = f"{fmt(cell['mean'], cell['metric'])} ± {fmt(cell['std'], cell['metric'])}"
+            text = f"**{text}**" if cell["mean"] == max(means) else text
             if cell["n"] < cell["expected_n"]:
-                text += f" (n={cell['n']})"
-            row.append(f"**{text}**" if cell["mean"] == best else text)
+                n_failed = sum(
+                    statuses[run.run_id] == "failed" for run in runs if (run.task, run.column) == (task, column)
+                )
+                text += f" (n={cell['n']} of {cell['expected_n']}" + (f", {n_failed} failed)" if n_failed else ")")
+            texts[column] = f"{text} (paper {cell['paper']})"
+        for column in COLUMNS:  # cells without our value show the paper's, where it has one
+            if not cells[column]["n"] and cells[column]["paper"] != "—":
+                texts[column] += f" (paper {cells[column]['paper']})"
+        t, df, p = (math.nan,) * 3
+        if {"Gamid", "TD3"} <= set(finals):
+            t, df, p = welch_t_test(finals["Gamid"], finals["TD3"])
+        summary["tasks"][task] = {"cells": cells, "welch_t": t, "welch_df": df, "p_gamid_vs_td3": p}
         p_text = "–" if math.isnan(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
-        lines.append(f"| {task} | " + " | ".join(row) + f" | {p_text} |")
-    n_seeds = sorted({cell["n"] for task in summary["tasks"].values() for cell in task["cells"].values()})
-    metrics = sorted({r["metric"] for r in rows})
-    lines += ["", f"Final greedy evaluation ({', '.join(metrics)}), mean ± sample std (ddof = 1) over "
-                  f"{'/'.join(map(str, n_seeds))} seeds; best mean per task in bold; p: Welch's two-sided t-test. "
-                  "Fetch: TD3 = gamid_her_fetch.py --n-actors 1 (TD3+HER), Gamid = gamid_her_fetch.py."]
-    if skipped:
-        lines.append(f"{len(skipped)} run(s) left out (unfinished or without evaluations): {', '.join(sorted(skipped))}.")
+        lines.append(f"| {task} | " + " | ".join(texts[column] for column in COLUMNS) + f" | {p_text} |")
+    n_seeds = sorted({cell["n"] for task in summary["tasks"].values() for cell in task["cells"].values() if cell["n"]})
+    metrics = sorted({row["metric"] for row in rows})
+    lines += [
+        "",
+        f"Final greedy evaluation ({', '.join(metrics) or 'none yet'}), ours: mean ± sample std (ddof = 1) over "
+        f"{'/'.join(map(str, n_seeds)) or 'no'} seeds, our best mean per task in bold; beside it the paper's "
+        "Table 1 (MuJoCo -v3, Fetch -v1; 2M steps for Humanoid, 1M for the others). p: Welch's two-sided t-test "
+        "of our Gamid against our TD3. Fetch: TD3 = gamid_her_fetch.py --n-actors 1 (TD3+HER), Gamid = "
+        "gamid_her_fetch.py, SAC = sacm_her_fetch.py --n-components 1, SACM = sacm_her_fetch.py; n/a: the paper "
+        "has no PMOE or PPO with HER.",
+    ]
+    if left_out:
+        names = ", ".join(sorted(left_out))
+        lines.append(f"{len(left_out)} run(s) left out (unfinished, failed or without evaluations): {names}.")
     table = "\n".join(lines)
     with open(os.path.join(out_dir, "table.md"), "w") as f:
         f.write(table + "\n")
@@ -409,8 +653,10 @@ def summarize(out_dir: str) -> dict:
         json.dump(summary, f, indent=1)
 
     for task in tasks:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for column in columns:
+        if not any((task, column) in curves for column in COLUMNS):
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for column in COLUMNS:
             series = curves.get((task, column))
             if not series:
                 continue
@@ -422,9 +668,13 @@ def summarize(out_dir: str) -> dict:
             std = values.std(0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
             ax.plot(steps, mean, label=f"{column} (n={len(values)})")
             ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
+        cells = summary["tasks"][task]["cells"]
+        without = [f"{column}: {cells[column]['status']}" for column in COLUMNS if (task, column) not in curves]
+        if without:  # every method is in the figure, as a curve or as the reason it has none
+            fig.text(0.01, 0.01, "no curve: " + "; ".join(without), fontsize=6, wrap=True)
         ax.set(title=f"{task}: mean ± 1 std over seeds", xlabel="environment steps", ylabel=", ".join(metrics))
         ax.legend()
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.05 if without else 0, 1, 1))
         fig.savefig(os.path.join(out_dir, f"curves_{task}.png"), dpi=100)
         plt.close(fig)
     summary["table"] = table
@@ -432,22 +682,25 @@ def summarize(out_dir: str) -> dict:
 
 
 def main(args: Args) -> int:
-    out_dir = os.path.abspath(args.out_dir or os.path.join(REPO_ROOT, "benchmarks", "results",
-                                                           f"table1-{args.total_timesteps or 'paper'}"))
+    budget = args.total_timesteps or "paper"
+    out_dir = os.path.abspath(args.out_dir or os.path.join(REPO_ROOT, "benchmarks", "results", f"table1-{budget}"))
     failed = 0
     if not args.summarize_only:
         if args.workers < 1:
             raise SystemExit("--workers must be at least 1.")
-        runs = build_grid(args, out_dir)
+        runs, missing = build_grid(args, out_dir)
+        write_manifest(runs, missing, args.tasks, out_dir)
         if not runs:
             raise SystemExit("The grid is empty: no selected script exists or takes the selected tasks.")
-        write_manifest(runs, out_dir)
         if args.slurm:
             path = write_slurm(runs, out_dir, args)
-            print(f"wrote {path} ({len(runs)} array tasks) and {os.path.join(out_dir, 'commands.txt')}; "
-                  f"submit with: sbatch {path}")
+            commands = os.path.join(out_dir, "commands.txt")
+            print(f"wrote {path} ({len(runs)} array tasks) and {commands}; submit with: sbatch {path}")
             return 0
-        failed = run_grid(runs, out_dir, args)
+        failed, interrupted = run_grid(runs, out_dir, args)
+        if interrupted:
+            print(f"interrupted: run the same command again to resume ({interrupted} run(s) left).")
+            return INTERRUPTED_EXIT_CODE
     print(summarize(out_dir)["table"])
     print(f"wrote {os.path.join(out_dir, 'table.md')}, results.csv, summary.json and curves_<task>.png")
     return 1 if failed else 0
