@@ -1,8 +1,12 @@
-"""sacm_baseline.py: the mixture density against torch.distributions, the SAC(M) losses, real MuJoCo runs, bad input."""
+"""sacm_baseline.py: the mixture density against torch.distributions, one whole SAC(M) update against an
+independent computation, the paper's Tables 6 and 7 cell by cell, real MuJoCo runs, and bad input."""
 
+import ast
+import copy
 import glob
 import math
 import os
+import random
 import subprocess
 import sys
 
@@ -10,14 +14,24 @@ import numpy as np
 import pytest
 import torch
 import torch.distributions as D
+import torch.nn.functional as F
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sacm_baseline as sacm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Hopper (random actions end episodes within ~50 steps) with small nets: seconds per run.
-TINY = dict(env_id="Hopper-v4", total_timesteps=800, learning_starts=500, batch_size=32, net_arch=(32, 32),
-            eval_freq=300, eval_episodes=2, log_freq=250, save_model=True)
+TINY = dict(
+    env_id="Hopper-v4",
+    total_timesteps=800,
+    learning_starts=500,
+    batch_size=32,
+    net_arch=(32, 32),
+    eval_freq=300,
+    eval_episodes=2,
+    log_freq=250,
+    save_model=True,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +44,7 @@ def one_thread():
 
 
 def scalars(run_dir):
+    """Every logged scalar as (step, value) pairs; EventAccumulator drops the steps a resumed run purged."""
     acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
@@ -50,9 +65,14 @@ def reference_mixture(mean, log_std, log_weights):
     return D.MixtureSameFamily(D.Categorical(logits=log_weights.T), components)
 
 
+def reference_log_prob(u, mean, log_std, log_weights):
+    """log pi(tanh(u)|s) by torch.distributions and the textbook tanh correction log(1 - tanh(u)^2)."""
+    return reference_mixture(mean, log_std, log_weights).log_prob(u) - torch.log1p(-torch.tanh(u).pow(2)).sum(-1)
+
+
 def test_mixture_log_density_matches_mixture_same_family_before_squashing():
     mean, log_std, log_weights = random_mixture(4, 16, 3)
-    u = torch.randn(5, 16, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2  # leading sample axis
+    u = torch.randn(5, 16, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2  # sample axis
     ours = sacm.mixture_log_prob(u, mean, log_std, log_weights)
     tanh_log_det = -2 * torch.log(torch.cosh(u)).sum(-1)  # log(1 - tanh(u)^2) = log sech(u)^2
     expected = reference_mixture(mean, log_std, log_weights).log_prob(u) - tanh_log_det
@@ -66,7 +86,8 @@ def test_mixture_log_density_matches_mixture_same_family_before_squashing():
 def test_squashed_mixture_density_integrates_to_one_over_a_1d_action():
     mean, log_std, log_weights = random_mixture(3, 4, 1, seed=1)
     u = torch.linspace(-12, 12, 200_001, dtype=torch.float64)
-    density = sacm.mixture_log_prob(u[:, None, None].expand(-1, 4, 1), mean, log_std, log_weights).exp()  # (grid, 4 states)
+    grid = u[:, None, None].expand(-1, 4, 1)
+    density = sacm.mixture_log_prob(grid, mean, log_std, log_weights).exp()  # (grid, 4 states)
     integral = torch.trapezoid(density.T, torch.tanh(u))  # over a = tanh(u) in (-1, 1)
     assert torch.allclose(integral, torch.ones(4, dtype=torch.float64), rtol=0, atol=1e-6)
 
@@ -79,7 +100,8 @@ def test_one_component_is_sacs_tanh_gaussian():
     assert torch.equal(log_weights, torch.zeros(1, 32, dtype=torch.float64))
     u = mean[0] + log_std[0].exp() * torch.randn_like(mean[0])
     sac = D.TransformedDistribution(D.Independent(D.Normal(mean[0], log_std[0].exp()), 1), [D.TanhTransform()])
-    assert torch.allclose(sacm.mixture_log_prob(u, mean, log_std, log_weights), sac.log_prob(torch.tanh(u)), rtol=0, atol=1e-8)
+    ours = sacm.mixture_log_prob(u, mean, log_std, log_weights)
+    assert torch.allclose(ours, sac.log_prob(torch.tanh(u)), rtol=0, atol=1e-8)
 
 
 @pytest.mark.parametrize("learn_weights", [False, True], ids=["uniform", "learned"])
@@ -97,7 +119,7 @@ def test_actor_loss_is_marginalized_reparameterization_and_reaches_every_compone
     torch.manual_seed(1)
     mean, log_std, log_weights = actor(obs)
     u = mean + log_std.exp() * torch.randn_like(mean)
-    log_prob = reference_mixture(mean, log_std, log_weights).log_prob(u) - torch.log1p(-torch.tanh(u).pow(2)).sum(-1)
+    log_prob = reference_log_prob(u, mean, log_std, log_weights)
     q = torch.minimum(*qf(obs, torch.tanh(u)))
     w = log_weights.exp()
     assert torch.allclose(loss, (w * (alpha * log_prob - q)).sum(0).mean(), rtol=0, atol=1e-10)
@@ -121,15 +143,19 @@ def test_actor_loss_is_marginalized_reparameterization_and_reaches_every_compone
 
 def test_soft_target_bootstraps_from_a_mixture_sample_and_never_through_termination(monkeypatch):
     torch.manual_seed(0)
-    obs_dim, act_dim, batch_size = 4, 2, 8
+    obs_dim, act_dim, n = 4, 2, 8
     actor = sacm.MixtureActor(1, obs_dim, act_dim, (16, 16)).double()
     qf_target = sacm.TwinQ(obs_dim, act_dim, (16, 16)).double()
-    batch = sacm.Batch(torch.randn(batch_size, obs_dim, dtype=torch.float64), torch.zeros(batch_size, act_dim, dtype=torch.float64),
-                       torch.randn(batch_size, dtype=torch.float64), torch.randn(batch_size, obs_dim, dtype=torch.float64),
-                       torch.tensor([0, 1] * 4, dtype=torch.float64))
+    batch = sacm.Batch(
+        obs=torch.randn(n, obs_dim, dtype=torch.float64),
+        actions=torch.zeros(n, act_dim, dtype=torch.float64),
+        rewards=torch.randn(n, dtype=torch.float64),
+        next_obs=torch.randn(n, obs_dim, dtype=torch.float64),
+        terminated=torch.tensor([0, 1] * 4, dtype=torch.float64),
+    )
     alpha = torch.tensor(0.2, dtype=torch.float64)
     monkeypatch.setattr(torch, "randn_like", torch.zeros_like)  # eps = 0: the sample is the mean
-    y = sacm.td_target(actor, qf_target, batch, alpha, 0.9)
+    y = sacm.soft_td_target(actor, qf_target, batch, alpha, 0.9)
 
     mean, log_std, _ = actor(batch.next_obs)
     sac = D.TransformedDistribution(D.Independent(D.Normal(mean[0], log_std[0].exp()), 1), [D.TanhTransform()])
@@ -140,68 +166,262 @@ def test_soft_target_bootstraps_from_a_mixture_sample_and_never_through_terminat
     assert torch.equal(y[1::2], batch.rewards[1::2])  # terminated: no bootstrap
 
 
+def adam_first_step(param: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
+    """Adam's first update by hand: bias-corrected m = g and v = g^2, so the step is lr g / (|g| + eps)."""
+    return param - lr * grad / (grad.abs() + 1e-8)
+
+
+def test_train_step_is_one_sac_update_of_critics_actor_alpha_and_targets_computed_independently():
+    """A whole train_step against the same update written out with torch.distributions and Adam by hand."""
+    torch.manual_seed(0)
+    k, obs_dim, act_dim, n = 3, 4, 2, 16
+    args = sacm.Args(gamma=0.9, tau=0.05, learning_rate=1e-3)
+    actor = sacm.MixtureActor(k, obs_dim, act_dim, (16, 16), learn_weights=True).double()
+    qf = sacm.TwinQ(obs_dim, act_dim, (16, 16)).double()
+    qf_target = sacm.TwinQ(obs_dim, act_dim, (16, 16)).double()  # not a copy of qf, so Polyak averaging shows
+    log_alpha = torch.tensor(math.log(0.5), dtype=torch.float64, requires_grad=True)
+    batch = sacm.Batch(
+        obs=torch.randn(n, obs_dim, dtype=torch.float64),
+        actions=torch.rand(n, act_dim, dtype=torch.float64) * 2 - 1,
+        rewards=torch.randn(n, dtype=torch.float64),
+        next_obs=torch.randn(n, obs_dim, dtype=torch.float64),
+        terminated=(torch.rand(n) < 0.3).double(),
+    )
+    before = copy.deepcopy((actor, qf, qf_target))
+
+    torch.manual_seed(1)
+    stats = sacm.train_step(
+        actor=actor,
+        qf=qf,
+        qf_target=qf_target,
+        log_alpha=log_alpha,
+        actor_optimizer=torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True),
+        q_optimizer=torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True),
+        alpha_optimizer=torch.optim.Adam([log_alpha], lr=args.learning_rate, fused=True),
+        batch=batch,
+        args=args,
+    )
+
+    # The same random numbers, drawn in the order and the memory layout train_step draws them: the target's
+    # component (Gumbel noise) and Gaussian noise, then the actor loss's Gaussian noise.
+    ref_actor, ref_qf, ref_qf_target = before
+    with torch.no_grad():
+        next_mean, next_log_std, next_log_weights = ref_actor(batch.next_obs)
+    torch.manual_seed(1)
+    exponential = torch.empty_like(next_log_weights).exponential_()
+    eps_target = torch.randn_like(next_mean)
+    eps_actor = torch.randn_like(next_mean)
+    alpha = 0.5
+    rows = torch.arange(n)
+
+    # Critics: a' from the component c ~ Categorical(w) that the Gumbel-max trick picks, soft target, MSE.
+    with torch.no_grad():
+        c = (next_log_weights - exponential.log()).argmax(0)
+        u_next = next_mean[c, rows] + next_log_std.exp()[c, rows] * eps_target[c, rows]
+        q_next = torch.minimum(*ref_qf_target(batch.next_obs, torch.tanh(u_next)))
+        v_next = q_next - alpha * reference_log_prob(u_next, next_mean, next_log_std, next_log_weights)
+        y = batch.rewards + args.gamma * (1 - batch.terminated) * v_next
+    q1, q2 = ref_qf(batch.obs, batch.actions)
+    qf_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+    grads = torch.autograd.grad(qf_loss, list(ref_qf.parameters()))
+    with torch.no_grad():
+        for p, g in zip(ref_qf.parameters(), grads):
+            p.copy_(adam_first_step(p, g, args.learning_rate))
+
+    # Actor: one reparameterized sample per component, valued by the updated critics, weighted by w_i.
+    mean, log_std, log_weights = ref_actor(batch.obs)
+    u = mean + log_std.exp() * eps_actor
+    log_prob = reference_log_prob(u, mean, log_std, log_weights)  # (K, B)
+    q = torch.minimum(*ref_qf(batch.obs, torch.tanh(u)))
+    w = log_weights.exp()
+    loss = (w * (alpha * log_prob - q)).sum(0).mean()
+    grads = torch.autograd.grad(loss, list(ref_actor.parameters()))
+    with torch.no_grad():
+        for p, g in zip(ref_actor.parameters(), grads):
+            p.copy_(adam_first_step(p, g, args.learning_rate))
+
+    # Alpha: SAC's loss -log(alpha) (log pi + target entropy) with target -|A|; its gradient is H - (-|A|).
+    entropy = -(w * log_prob).sum(0).mean().detach()
+    expected_log_alpha = adam_first_step(
+        torch.tensor(math.log(alpha), dtype=torch.float64), entropy + act_dim, args.learning_rate
+    )
+
+    for ours, expected in ((actor, ref_actor), (qf, ref_qf)):
+        for p, e in zip(ours.parameters(), expected.parameters()):
+            assert torch.allclose(p, e, rtol=0, atol=1e-12)
+    for p, old, new in zip(qf_target.parameters(), ref_qf_target.parameters(), ref_qf.parameters()):
+        assert torch.allclose(p, (1 - args.tau) * old + args.tau * new, rtol=0, atol=1e-12)
+    assert torch.allclose(log_alpha.detach(), expected_log_alpha, rtol=0, atol=1e-12)
+    assert stats["losses/qf_loss"].item() == pytest.approx(qf_loss.item(), abs=1e-12)
+    assert stats["losses/actor_loss"].item() == pytest.approx(loss.item(), abs=1e-12)
+    assert stats["charts/entropy"].item() == pytest.approx(entropy.item(), abs=1e-12)
+    assert stats["losses/alpha"].item() == pytest.approx(alpha)  # the value before this step's update
+    assert stats["losses/alpha_loss"].item() == pytest.approx(math.log(alpha) * (entropy.item() + act_dim))
+    components = {f"charts/component_{i}/{s}" for i in range(k) for s in ("weight", "std")}
+    expected_tags = {"losses/qf_loss", "losses/qf1_values", "losses/qf2_values", "losses/actor_loss"}
+    assert set(stats) == expected_tags | {"losses/alpha", "losses/alpha_loss", "charts/entropy"} | components
+    assert all(v.ndim == 0 and not v.requires_grad for v in stats.values())
+
+
 def test_time_limit_truncation_is_bootstrapped_not_stored_as_terminal(tmp_path, monkeypatch):
     stored = []
     real = sacm.ReplayBuffer.add
     monkeypatch.setattr(sacm.ReplayBuffer, "add", lambda self, *a: stored.append(bool(a[4])) or real(self, *a))
-    run_dir = sacm.main(sacm.Args(runs_dir=str(tmp_path), env_id="Pendulum-v1", total_timesteps=450, learning_starts=400,
-                                  batch_size=32, net_arch=(32, 32), eval_episodes=1, log_freq=250))
+    config = dict(env_id="Pendulum-v1", total_timesteps=450, learning_starts=400, batch_size=32, net_arch=(32, 32))
+    run_dir = sacm.main(sacm.Args(runs_dir=str(tmp_path), eval_episodes=1, log_freq=250, **config))
     assert [step for step, _ in scalars(run_dir)["charts/episodic_length"]] == [200, 400]  # Pendulum only truncates
     assert len(stored) == 450 and not any(stored)
 
 
-def test_train_step_moves_alpha_toward_target_entropy_and_polyak_averages_the_critics():
+def test_gradient_steps_minus_one_is_one_update_per_env_step(tmp_path, monkeypatch):
+    """Table 7's -1 under SB3 SAC's train_freq of one step: an update after every env step, none at episode ends."""
+    env_steps, updated_at = [], []
+    real_add, real_train_step = sacm.ReplayBuffer.add, sacm.train_step
+
+    def add(self, *transition):
+        env_steps.append(len(env_steps) + 1)
+        real_add(self, *transition)
+
+    def counting(**kwargs):
+        updated_at.append(len(env_steps))
+        return real_train_step(**kwargs)
+
+    monkeypatch.setattr(sacm.ReplayBuffer, "add", add)
+    monkeypatch.setattr(sacm, "train_step", counting)
+    args = sacm.Args(runs_dir=str(tmp_path), **{**TINY, "save_model": False, "gradient_steps": -1})
+    sacm.main(args)
+    assert updated_at == list(range(TINY["learning_starts"] + 1, TINY["total_timesteps"] + 1))
+
+
+def test_greedy_action_is_the_mean_with_the_highest_q1_not_the_most_probable_component():
+    means = torch.tensor([[[0.1], [0.5]], [[0.9], [-0.2]], [[-0.7], [0.3]]])  # pre-tanh (K=3, B=2, act=1)
+
+    def actor(obs):  # uniform weights: "the most probable component" would always be component 0
+        return means, torch.zeros_like(means), torch.full((3, 2), -math.log(3))
+
+    def qf(obs, actions, members=2):  # Q1(s0, a) = -(a - 0.8)^2 prefers component 1; Q1(s1, a) = a prefers 0
+        q1 = torch.stack([-((actions[:, 0, 0] - 0.8) ** 2), actions[:, 1, 0]], dim=1)  # (K, B)
+        return q1[None].expand(members, -1, -1)
+
+    greedy = sacm.greedy_mixture_action(actor, qf, torch.zeros(2, 5))
+    assert torch.equal(greedy, torch.tanh(torch.tensor([[0.9], [0.5]])))
+
+
+def test_sampling_draws_each_component_with_its_weight():
+    log_weights = torch.tensor([0.3, 0.7]).log()[:, None].expand(2, 4000)
+    means = torch.tensor([0.0, 1.0]).view(2, 1, 1).expand(2, 4000, 1)
     torch.manual_seed(0)
-    obs_dim, act_dim = 4, 2
-    args = sacm.Args(gamma=0.99, tau=0.05, learning_rate=1e-2)
-    actor = sacm.MixtureActor(3, obs_dim, act_dim, (16, 16), learn_weights=True)
-    qf, qf_target = sacm.TwinQ(obs_dim, act_dim, (16, 16)), sacm.TwinQ(obs_dim, act_dim, (16, 16))
-    old_target = [p.detach().clone() for p in qf_target.parameters()]
-    log_alpha = torch.zeros((), requires_grad=True)
-    optimizers = [torch.optim.Adam(m.parameters(), lr=args.learning_rate, fused=True) for m in (actor, qf)]
-    alpha_optimizer = torch.optim.Adam([log_alpha], lr=args.learning_rate, fused=True)
-    batch = sacm.Batch(torch.randn(64, obs_dim), torch.rand(64, act_dim) * 2 - 1, torch.randn(64), torch.randn(64, obs_dim),
-                       torch.zeros(64))
-    stats = sacm.train_step(actor, qf, qf_target, log_alpha, *optimizers, alpha_optimizer, batch, args)
-
-    # Adam's first step moves log alpha by lr against the sign of H - (-|A|): down while the policy is too random.
-    assert stats["charts/entropy"] > -act_dim  # fresh actor: std about 1 per dimension
-    assert torch.isclose(log_alpha.detach(), torch.tensor(-args.learning_rate), atol=1e-6)
-    for p, old, new in zip(qf_target.parameters(), old_target, qf.parameters()):
-        assert torch.allclose(p, (1 - args.tau) * old + args.tau * new.detach(), atol=1e-7)
-    expected = {"losses/qf_loss", "losses/qf1_values", "losses/qf2_values", "losses/actor_loss", "losses/alpha",
-                "losses/alpha_loss", "charts/entropy"} | {f"charts/component_{i}/{s}" for i in range(3) for s in ("weight", "std")}
-    assert set(stats) == expected
-    assert all(v.ndim == 0 and not v.requires_grad for v in stats.values())
-    assert math.isclose(sum(stats[f"charts/component_{i}/weight"].item() for i in range(3)), 1, rel_tol=1e-5)
-
-
-def test_greedy_action_is_the_mean_of_the_most_probable_component():
-    mean = torch.tensor([[[0.1, 0.2], [0.3, 0.4]], [[-0.5, -0.6], [0.7, 0.8]]])  # (K=2, B=2, act=2)
-    log_weights = torch.tensor([[0.3, 0.6], [0.7, 0.4]]).log()
-    greedy = sacm.sample_mixture(mean, torch.zeros_like(mean), log_weights, greedy=True)
-    assert torch.equal(greedy, torch.tensor([[-0.5, -0.6], [0.3, 0.4]]))
-    # Sampling draws component i with probability w_i (here: means 0 and 1, negligible stds).
-    torch.manual_seed(0)
-    picks = sacm.sample_mixture(torch.tensor([0.0, 1.0]).view(2, 1, 1).expand(2, 4000, 1), torch.full((2, 4000, 1), -20.0),
-                                log_weights[:, :1].expand(2, 4000))
+    picks = sacm.sample_mixture(means, torch.full((2, 4000, 1), -20.0), log_weights)  # negligible stds
     assert abs(picks.mean().item() - 0.7) < 0.03
 
 
-def test_preset_follows_table_6_for_sac_and_table_7_for_sacm_and_flags_override(capsys):
-    sac = sacm.resolve_args(sacm.Args(env_id="HalfCheetah-v3", n_components=1))
-    assert "HalfCheetah-v3 needs mujoco-py" in capsys.readouterr().out
-    assert sac.env_id == "HalfCheetah-v4"
-    assert (sac.learning_rate, sac.batch_size, sac.gamma, sac.train_freq, sac.gradient_steps, sac.tau) == (3e-4, 256, 0.99, "step", 1, 0.05)
-    mix = sacm.resolve_args(sacm.Args(env_id="HalfCheetah-v4"))
-    assert "Table 7 (SACM)" in capsys.readouterr().out
-    assert (mix.n_components, mix.learning_rate, mix.train_freq, mix.gradient_steps) == (3, 3e-4, "episode", -1)
-    swimmer = sacm.resolve_args(sacm.Args(env_id="Swimmer-v3", batch_size=100))
-    assert (swimmer.learning_rate, swimmer.gamma, swimmer.train_freq, swimmer.batch_size) == (6e-4, 0.9999, "step", 100)
-    assert sacm.resolve_args(sacm.Args(env_id="Swimmer-v4", n_components=1)).learning_rate == 3e-4
-    assert sacm.resolve_args(sacm.Args(env_id="Humanoid-v5", n_components=2)).total_timesteps == 2_000_000
-    generic = sacm.resolve_args(sacm.Args(env_id="Pendulum-v1", learning_starts=100))
-    assert (generic.total_timesteps, generic.learning_rate, generic.train_freq) == (1_000_000, 3e-4, "step")
+def test_evaluation_draws_from_no_training_random_stream():
+    torch.manual_seed(0)
+    env = sacm.make_env("Hopper-v4", seed=0)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    actor, qf = sacm.MixtureActor(3, obs_dim, act_dim, (16, 16)), sacm.TwinQ(obs_dim, act_dim, (16, 16))
+    states = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    returns = sacm.evaluate(actor, qf, env, 2, torch.device("cpu"), seed=10)
+    assert torch.equal(states[0], torch.get_rng_state())
+    assert np.array_equal(states[1], np.random.get_state()[1]) and states[2] == random.getstate()
+    assert returns == sacm.evaluate(actor, qf, env, 2, torch.device("cpu"), seed=10)
+
+
+def test_evaluating_more_often_leaves_the_training_run_unchanged(tmp_path):
+    config = {**TINY, "n_components": 3, "log_freq": 50}
+    often = sacm.main(sacm.Args(runs_dir=str(tmp_path / "often"), **config))
+    rarely = sacm.main(sacm.Args(runs_dir=str(tmp_path / "rarely"), **{**config, "eval_freq": 800}))
+    often_logged, rarely_logged = scalars(often), scalars(rarely)
+    assert len(often_logged["eval/episodic_return"]) == 3 and len(rarely_logged["eval/episodic_return"]) == 1
+    for tag in ("charts/episodic_return", "losses/qf_loss", "losses/actor_loss"):
+        assert often_logged[tag] == rarely_logged[tag]
+    assert_same_parameters(often, rarely)
+
+
+# The paper's Tables 6 and 7 as printed (tab-separated, copied from the paper's text), to check every cell.
+TABLE_6 = """\
+Hyperparam.	Swimmer-v3	HalfCheetah-v3	Hopper-v3	Ant-v3	Walker2d-v3	Humanoid-v3
+n_timesteps	1000000	1000000	1000000	1000000	1000000	2000000
+learning_rate	0.0003	0.0003	0.0003	0.0003	0.0003	0.0003
+learning_starts	10000	10000	10000	10000	10000	10000
+gradient_steps	1	1	1	1	1	1
+gamma	0.9999	0.99	0.99	0.99	0.99	0.99
+tau	0.05	0.05	0.05	0.05	0.05	0.05
+net_arch	[256, 256]	[256, 256]	[256, 256]	[256, 256]	[256, 256]	[256, 256]
+activation_fn	nn.ReLU	nn.ReLU	nn.ReLU	nn.ReLU	nn.ReLU	nn.ReLU
+"""
+TABLE_7 = """\
+Hyperparam.	Swimmer-v3	HalfCheetah-v3	Hopper-v3	Ant-v3	Walker2d-v3	Humanoid-v3
+n_components	3	3	3	3	3	3
+learning_rate	0.0006	0.0003	0.0003	0.0003	0.0003	0.0003
+learning_starts	10000	10000	10000	10000	10000	10000
+gradient_steps	1	-1	1	-1	-1	1
+tau	0.05	0.05	0.05	0.05	0.05	0.05
+net_arch	[256, 256]	[256, 256]	[256, 256]	[256, 256]	[256, 256]	[256, 256]
+activation_fn	nn.ReLU	nn.ReLU	nn.ReLU	nn.ReLU	nn.ReLU	nn.ReLU
+"""
+FIELD = {"n_timesteps": "total_timesteps"}  # the tables' (SB3 zoo) names that differ from ours
+
+
+def columns(table: str) -> dict:
+    """{env id: {row name: value}} from a table as printed."""
+    rows = [line.split("\t") for line in table.splitlines()]
+    cells = {name: values for name, *values in rows[1:]}
+    return {env_id: {name: values[i] for name, values in cells.items()} for i, env_id in enumerate(rows[0][1:])}
+
+
+def check_cell(args: sacm.Args, name: str, printed: str) -> None:
+    if name == "activation_fn":  # ReLU hidden units in the actor's trunk and (functional) in the critics
+        actor = sacm.MixtureActor(args.n_components, 3, 2, args.net_arch)
+        assert [type(m) for m in actor.trunk][1::2] == [torch.nn.ReLU] * len(args.net_arch)
+        net = sacm.EnsembleMLP(2, 3, 1, args.net_arch)
+        x = torch.randn(1, 5, 3)
+        h = x.expand(2, -1, -1)
+        for i, (w, b) in enumerate(zip(net.weights, net.biases)):
+            h = h @ w + b
+            h = h.clamp(min=0) if i < len(args.net_arch) else h
+        assert torch.allclose(net(x), h, atol=1e-5)
+    else:
+        expected = ast.literal_eval(printed)  # net_arch: a list in the table, a tuple in Args
+        assert getattr(args, FIELD.get(name, name)) == (tuple(expected) if isinstance(expected, list) else expected)
+
+
+@pytest.mark.parametrize("env_id", list(columns(TABLE_6)))
+def test_sac_preset_is_table_6_in_every_cell_but_the_polyak_rate_the_authors_ran(env_id, capsys):
+    args = sacm.resolve_args(sacm.Args(env_id=env_id, n_components=1))
+    assert f"{env_id} needs mujoco-py" in capsys.readouterr().out
+    for name, printed in columns(TABLE_6)[env_id].items():
+        if name == "tau":  # the one departure: SB3's default ran (the zoo's SAC config sets none)
+            assert (printed, args.tau) == ("0.05", 0.005)
+            assert sacm.resolve_args(sacm.Args(env_id=env_id, n_components=1, tau=0.05)).tau == 0.05
+        else:
+            check_cell(args, name, printed)
+    # Not printed: SB3 SAC's defaults ran. One update per env step.
+    assert (args.batch_size, args.train_freq, args.buffer_size, args.autotune) == (256, "step", 1_000_000, True)
+
+
+@pytest.mark.parametrize("env_id", list(columns(TABLE_7)))
+def test_sacm_preset_is_table_7_in_every_cell(env_id):
+    args = sacm.resolve_args(sacm.Args(env_id=env_id))
+    for name, printed in columns(TABLE_7)[env_id].items():
+        check_cell(args, name, printed)
+    # Not printed in Table 7: Table 6's budget and discount; SB3 SAC's batch and per-step training.
+    assert args.total_timesteps == int(columns(TABLE_6)[env_id]["n_timesteps"])
+    assert args.gamma == float(columns(TABLE_6)[env_id]["gamma"])
+    assert (args.batch_size, args.train_freq) == (256, "step")
+
+
+def test_flags_override_the_preset_and_other_envs_take_halfcheetahs_column(capsys):
+    swimmer = sacm.resolve_args(sacm.Args(env_id="Swimmer-v4", batch_size=100, learning_rate=1e-4))
+    assert (swimmer.learning_rate, swimmer.gamma, swimmer.batch_size, swimmer.tau) == (1e-4, 0.9999, 100, 0.05)
+    generic = sacm.resolve_args(sacm.Args(env_id="Pendulum-v1", learning_starts=100, n_components=1))
+    assert "HalfCheetah's Table 6 (SAC)" in capsys.readouterr().out
+    assert (generic.total_timesteps, generic.learning_rate, generic.gamma, generic.tau) == (
+        1_000_000,
+        3e-4,
+        0.99,
+        0.005,
+    )
 
 
 @pytest.mark.parametrize("k", [1, 3], ids=["sac", "sacm"])
@@ -209,26 +429,26 @@ def test_short_mujoco_run_logs_evaluates_and_saves_a_model_that_loads_back(k, tm
     learn_weights = k > 1  # the learned-weights path end to end; uniform weights are the default
     run_dir = sacm.main(sacm.Args(runs_dir=str(tmp_path), n_components=k, learn_weights=learn_weights, **TINY))
     logged = scalars(run_dir)
-    expected = {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return", "losses/qf_loss",
-                "losses/qf1_values", "losses/actor_loss", "losses/alpha", "losses/alpha_loss", "charts/entropy"}
-    expected |= {f"charts/component_{i}/{s}" for i in range(k) for s in ("weight", "std")}
+    expected = {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return"}
+    expected |= {"losses/qf_loss", "losses/qf1_values", "losses/actor_loss", "losses/alpha", "losses/alpha_loss"}
+    expected |= {"charts/entropy"} | {f"charts/component_{i}/{s}" for i in range(k) for s in ("weight", "std")}
     assert expected <= set(logged)
     assert f"charts/component_{k}/weight" not in logged
     assert [step for step, _ in logged["eval/episodic_return"]] == [300, 600, 800]  # every eval_freq and at the end
     assert logged["losses/alpha"][-1][1] < 1  # auto-tuned down from 1 by the entropy target
     assert os.path.exists(os.path.join(run_dir, "hyperparameters.json"))
 
-    checkpoint = torch.load(os.path.join(run_dir, "sacm_baseline.model"))
-    saved = sacm.Args(**checkpoint["args"])
-    assert (saved.n_components, saved.learn_weights, saved.gradient_steps) == (k, learn_weights, 1)
+    model = torch.load(os.path.join(run_dir, "sacm_baseline.model"))
+    saved = sacm.Args(**model["args"])
+    assert (saved.n_components, saved.learn_weights, saved.tau) == (k, learn_weights, 0.005 if k == 1 else 0.05)
     env = sacm.make_env(saved.env_id, seed=0)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     actor = sacm.MixtureActor(saved.n_components, obs_dim, act_dim, saved.net_arch, saved.learn_weights)
-    actor.load_state_dict(checkpoint["actor"])
-    sacm.TwinQ(obs_dim, act_dim, saved.net_arch).load_state_dict(checkpoint["qf"])
-    assert 0 < checkpoint["log_alpha"].exp().item() < logged["losses/alpha"][-1][1]  # still falling after the last log
-    returns = sacm.evaluate(actor, env, 2, torch.device("cpu"), seed=saved.seed + 10_000)
-    assert len(returns) == 2 and all(np.isfinite(returns))
+    qf = sacm.TwinQ(obs_dim, act_dim, saved.net_arch)
+    actor.load_state_dict(model["actor"])
+    qf.load_state_dict(model["qf"])
+    assert 0 < model["log_alpha"].exp().item() < logged["losses/alpha"][-1][1]  # still falling after the last log
+    returns = sacm.evaluate(actor, qf, env, 2, torch.device("cpu"), seed=saved.seed + 10_000)
     # Greedy and on the run's evaluation seeds, the loaded actor reproduces the run's last evaluation.
     assert np.mean(returns) == pytest.approx(logged["eval/episodic_return"][-1][1], rel=1e-5)
 
@@ -246,7 +466,9 @@ BAD = [
     (dict(batch_size=2000, buffer_size=1000), "larger than --buffer-size"),
     (dict(total_timesteps=500, learning_starts=500), "must exceed --learning-starts"),
     (dict(gradient_steps=0), "--gradient-steps must be positive"),
+    (dict(tau=1.5), "--tau must lie in (0, 1], got 1.5."),
     (dict(autotune=False, ent_coef=0.0), "--ent-coef must be positive"),
+    (dict(checkpoint_freq=-1), "--checkpoint-freq must be 0 (never) or positive, got -1."),
     (dict(env_id="NoSuchEnv-v0"), "Unknown env id 'NoSuchEnv-v0'; supported paper tasks are Swimmer"),
     (dict(env_id="CartPole-v1"), "CartPole-v1 has a Discrete action space"),
 ]
@@ -262,8 +484,8 @@ def test_bad_input_is_refused_before_training(override, sentence, tmp_path):
 
 
 def test_bad_input_from_the_command_line_exits_nonzero_without_traceback(tmp_path):
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "sacm_baseline.py"), "--n-components", "0", "--runs-dir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
+    command = [sys.executable, os.path.join(ROOT, "sacm_baseline.py"), "--n-components", "0"]
+    result = subprocess.run(command + ["--runs-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "--n-components must be at least 1, got 0."
@@ -272,8 +494,8 @@ def test_bad_input_from_the_command_line_exits_nonzero_without_traceback(tmp_pat
 def test_nan_loss_stops_the_run_naming_step_and_loss_after_saving_logs(tmp_path, monkeypatch):
     real = sacm.train_step
 
-    def poisoned(*args):
-        stats = real(*args)
+    def poisoned(**kwargs):
+        stats = real(**kwargs)
         stats["losses/qf_loss"] = stats["losses/qf_loss"] * float("nan")
         return stats
 
@@ -283,3 +505,13 @@ def test_nan_loss_stops_the_run_naming_step_and_loss_after_saving_logs(tmp_path,
     assert str(exit_info.value.code).startswith("losses/qf_loss is nan at step 750")
     run_dir = glob.glob(str(tmp_path / "*"))[0]
     assert "charts/episodic_return" in scalars(run_dir)
+
+
+def assert_same_parameters(run_a: str, run_b: str) -> None:
+    """The two runs' saved models hold bit-identical actors, critics and entropy coefficients."""
+    a = torch.load(os.path.join(run_a, "sacm_baseline.model"))
+    b = torch.load(os.path.join(run_b, "sacm_baseline.model"))
+    for part in ("actor", "qf"):
+        assert a[part].keys() == b[part].keys()
+        assert all(torch.equal(a[part][name], b[part][name]) for name in a[part]), part
+    assert torch.equal(a["log_alpha"], b["log_alpha"])
