@@ -4,11 +4,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
 
 import ppo_baseline as ppo
 
@@ -249,37 +251,68 @@ def final_state(run_dir):
     return checkpoint, returns
 
 
-def test_a_sigterm_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
-    settings = TINY | dict(total_timesteps=1536, checkpoint_freq=10**9)  # checkpoints: at the end and on the signal
-    whole = ppo.main(ppo.Args(runs_dir=str(tmp_path / "whole"), **settings))
+def assert_same_run(whole, parts):
+    """The same final parameters and normalization statistics, the same logs (none twice), bit for bit."""
+    whole_checkpoint, whole_logged = final_state(whole)
+    parts_checkpoint, parts_logged = final_state(parts)
+    assert parts_checkpoint["step"] == whole_checkpoint["step"] == 1536
+    for part in ("agent", "normalizer"):
+        for name, tensor in whole_checkpoint[part].items():
+            assert torch.equal(tensor, parts_checkpoint[part][name]), f"{part} {name}"
+    assert whole_logged == parts_logged
 
+
+RESUMABLE = TINY | dict(total_timesteps=1536, checkpoint_freq=256)  # six rollouts of 256 steps
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+    return ppo.main(ppo.Args(runs_dir=str(tmp_path_factory.mktemp("whole")), **RESUMABLE))
+
+
+def test_a_sigterm_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, whole_run):
     calls = []
     real_train_step = ppo.train_step
 
     def interrupted_train_step(**kwargs):
         calls.append(1)
-        if len(calls) == 9:  # the second rollout's update: the run checkpoints at step 512 and exits
+        if len(calls) == 9:  # in the second rollout's update: the run checkpoints at step 512 and exits
             os.kill(os.getpid(), signal.SIGTERM)
         return real_train_step(**kwargs)
 
     monkeypatch.setattr(ppo, "train_step", interrupted_train_step)
     with pytest.raises(SystemExit) as interruption:
-        ppo.main(ppo.Args(runs_dir=str(tmp_path / "parts"), **settings))
+        ppo.main(ppo.Args(runs_dir=str(tmp_path), **RESUMABLE))
     assert interruption.value.code == ppo.INTERRUPTED_EXIT_CODE
     monkeypatch.setattr(ppo, "train_step", real_train_step)
-    (parts,) = [str(path) for path in (tmp_path / "parts").iterdir()]
+    (parts,) = [str(path) for path in tmp_path.iterdir()]
     assert torch.load(os.path.join(parts, "checkpoint.pt"), weights_only=False)["step"] == 512
+    leftover = SummaryWriter(parts)  # what a killed run may have flushed past its checkpoint: to be purged
+    leftover.add_scalar("charts/episodic_return", -1.0, 600)
+    leftover.add_scalar("eval/episodic_return", -1.0, 768)
+    leftover.close()
+    time.sleep(1.1)  # event files are read in the order of the second in their names
+
     assert ppo.main(ppo.Args(resume=parts)) == parts
-
-    whole_checkpoint, whole_logged = final_state(whole)
-    parts_checkpoint, parts_logged = final_state(parts)
-    for name, tensor in whole_checkpoint["agent"].items():
-        assert torch.equal(tensor, parts_checkpoint["agent"][name]), name
-    for name, tensor in whole_checkpoint["normalizer"].items():
-        assert torch.equal(tensor, parts_checkpoint["normalizer"][name]), name
-    assert whole_logged == parts_logged  # the same returns at the same steps, none logged twice
-
+    assert_same_run(whole_run, parts)
     assert ppo.main(ppo.Args(resume=parts)) == parts  # a finished run says so and does nothing
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint_to_the_uninterrupted_result(tmp_path, whole_run):
+    command = [sys.executable, os.path.join(ROOT, "ppo_baseline.py"), "--runs-dir", str(tmp_path)]
+    for field, value in RESUMABLE.items():
+        command += [f"--{field.replace('_', '-')}", *map(str, value if isinstance(value, tuple) else [value])]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not list(tmp_path.glob("*/checkpoint.pt")):  # written by rename: whole once it is there
+        assert process.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.02)
+    process.kill()  # SIGKILL: no chance to checkpoint; the periodic checkpoint is all there is
+    process.wait()
+    (parts,) = [str(path) for path in tmp_path.iterdir()]
+    assert torch.load(os.path.join(parts, "checkpoint.pt"), weights_only=False)["step"] < 1536
+
+    ppo.main(ppo.Args(resume=parts))
+    assert_same_run(whole_run, parts)
 
 
 def test_a_truncated_checkpoint_is_refused_with_one_sentence(tmp_path):
