@@ -118,7 +118,7 @@ class Args:
     checkpoint_freq: Optional[int] = None
     """passed to every run as --checkpoint-freq (default: the scripts' own)"""
     script_flags: str = ""
-    """more flags for every run, as one string, e.g. '--buffer-size 300000'"""
+    """more flags for every run, as one string after '=', e.g. --script-flags='--buffer-size 300000 --no-cuda'"""
     workers: int = 1
     """runs at once in the local process pool"""
     threads_per_run: Optional[int] = None
@@ -686,8 +686,19 @@ def main(args: Args) -> int:
     out_dir = os.path.abspath(args.out_dir or os.path.join(REPO_ROOT, "benchmarks", "results", f"table1-{budget}"))
     failed = 0
     if not args.summarize_only:
-        if args.workers < 1:
-            raise SystemExit("--workers must be at least 1.")
+        problems = [
+            (args.workers < 1, f"--workers must be at least 1, got {args.workers}."),
+            (not args.seeds or not args.tasks, "--seeds and --tasks each need at least one value."),
+            (
+                args.total_timesteps is not None and args.total_timesteps < 1,
+                f"--total-timesteps must be positive, got {args.total_timesteps}.",
+            ),
+            (args.eval_freq is not None and args.eval_freq < 1, f"--eval-freq must be positive, got {args.eval_freq}."),
+            (args.slurm_signal_seconds < 0, "--slurm-signal-seconds cannot be negative."),
+        ]
+        for wrong, sentence in problems:
+            if wrong:
+                raise SystemExit(sentence)
         runs, missing = build_grid(args, out_dir)
         write_manifest(runs, missing, args.tasks, out_dir)
         if not runs:
@@ -697,7 +708,11 @@ def main(args: Args) -> int:
             commands = os.path.join(out_dir, "commands.txt")
             print(f"wrote {path} ({len(runs)} array tasks) and {commands}; submit with: sbatch {path}")
             return 0
-        failed, interrupted = run_grid(runs, out_dir, args)
+        try:
+            failed, interrupted = run_grid(runs, out_dir, args)
+        except KeyboardInterrupt:  # a second Ctrl-C
+            print("stopped at once: running the same command again resumes each run from its last checkpoint.")
+            return 130
         if interrupted:
             print(f"interrupted: run the same command again to resume ({interrupted} run(s) left).")
             return INTERRUPTED_EXIT_CODE

@@ -514,3 +514,21 @@ def test_slurm_warning_signal_checkpoints_requeues_and_the_requeued_task_resumes
     assert calls(repo) == [("Hopper-v4__td3__1", 1), ("Hopper-v4__td3__1", stopped_at + 1)]
     assert "--resume" in requeued.stdout
     assert eval_steps(cell) == list(range(20, 1001, 20)) and (cell / reproduce.DONE).exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, sentence",
+    [
+        ({"workers": 0}, "--workers must be at least 1, got 0."),
+        ({"seeds": ()}, "--seeds and --tasks each need at least one value."),
+        ({"total_timesteps": 0}, "--total-timesteps must be positive, got 0."),
+        ({"eval_freq": -5}, "--eval-freq must be positive, got -5."),
+        ({"scripts": ("td3",)}, "Unknown script 'td3'; choose from " + ", ".join(reproduce.VARIANTS) + "."),
+    ],
+)
+def test_bad_input_gets_one_sentence_before_anything_runs(tmp_path, overrides, sentence):
+    repo = fake_repo(tmp_path)
+    args = reproduce.Args(tasks=("Hopper-v4",), out_dir=str(tmp_path / "out"), repo_root=str(repo))
+    with pytest.raises(SystemExit) as error:
+        reproduce.main(reproduce.Args(**args.__dict__ | overrides))
+    assert str(error.value) == sentence and calls(repo) == []
