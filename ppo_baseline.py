@@ -608,15 +608,15 @@ def main(args: Args) -> str:
                     n_minibatches += 1
 
             # Logs: means over the update's minibatches.
-            values = {tag: (total / n_minibatches).item() for tag, total in totals.items()}
-            bad = [tag for tag, value in values.items() if not math.isfinite(value)]
+            means = {tag: (total / n_minibatches).item() for tag, total in totals.items()}
+            bad = [tag for tag, mean in means.items() if not math.isfinite(mean)]
             if bad:
                 writer.close()
                 raise SystemExit(
-                    f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir})."
+                    f"{bad[0]} is {means[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir})."
                 )
-            for tag, value in values.items():
-                writer.add_scalar(tag, value, global_step)
+            for tag, mean in means.items():
+                writer.add_scalar(tag, mean, global_step)
             residual_variance = (buffer.returns - buffer.values).var()
             explained_variance = 1 - residual_variance / buffer.returns.var()
             writer.add_scalar("losses/explained_variance", explained_variance.item(), global_step)
@@ -626,10 +626,8 @@ def main(args: Args) -> str:
                 last_print = time.time()
                 print(progress_line(global_step, n_iterations * rollout_size, start_step, start_time, recent_returns))
 
-            if (
-                global_step // args.eval_freq > (global_step - rollout_size) // args.eval_freq
-                or iteration == n_iterations
-            ):
+            passed_eval_step = global_step // args.eval_freq > (global_step - rollout_size) // args.eval_freq
+            if passed_eval_step or iteration == n_iterations:
                 returns = evaluate(agent, normalizer, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
                 writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
                 print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")

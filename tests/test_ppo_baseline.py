@@ -337,3 +337,13 @@ def test_track_logs_to_weights_and_biases_offline(tmp_path):
     content = record.read_bytes()
     assert b"n_steps" in content and b"Hopper-v4" in content  # the hyperparameters as config
     assert b"eval/episodic_return" in content and b"losses/value_loss" in content  # TensorBoard synced
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_the_loss(tmp_path, monkeypatch):
+    real_train_step = ppo.train_step
+    monkeypatch.setattr(
+        ppo, "train_step", lambda **kwargs: real_train_step(**kwargs) | {"losses/value_loss": torch.tensor(np.nan)}
+    )
+    with pytest.raises(SystemExit) as stop:
+        ppo.main(ppo.Args(runs_dir=str(tmp_path), **TINY))
+    assert str(stop.value.code).startswith("losses/value_loss is nan at step 256; stopping")
