@@ -1,10 +1,10 @@
 """Gamid: Gaussian Mixture Deterministic Policy Gradient on TD3, for MuJoCo locomotion.
 
-Dey & Sharon, "Comparing Deterministic and Soft Policy Gradients for Optimizing Gaussian Mixture
-Actors" (TMLR). The actor is a mixture of N Gaussians with learned means mu_i(s) and one shared,
-fixed covariance sigma^2 I. Each mean follows the deterministic policy gradient of Q1 plus a
-diversity bonus D_var that pushes it away from the other means (Algorithm 1, Eq. 4). With
-N = 1 this file computes exactly TD3.
+Dey & Sharon, "Comparing Deterministic and Soft Policy Gradients for Optimizing Gaussian Mixture Actors"
+(TMLR). The actor is a mixture of N Gaussians with learned means mu_i(s) and one shared, fixed covariance
+sigma^2 I. Each mean follows the deterministic policy gradient of Q1 plus a diversity bonus D_var that pushes it
+away from the other means (Algorithm 1, Eq. 4). With N = 1 this file computes what td3_baseline.py computes,
+seed for seed: the same initial weights, the same random draws, the same final parameters.
 
     python gamid_continuous_action.py --env-id Walker2d-v3
 """
@@ -28,6 +28,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 @dataclass
 class Args:
+    """Gamid on one MuJoCo task. The task's preset (paper Tables 3 and 5) fills every field left unset; the
+    resolved values are printed at the start and saved to hyperparameters.json in the run directory."""
+
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment"""
     seed: int = 1
@@ -35,14 +38,14 @@ class Args:
     cuda: bool = True
     """use a GPU when one is present (falls back to the CPU silently)"""
     capture_video: bool = False
-    """record evaluation episodes to the run's `videos/` (needs a renderer: on a headless machine set MUJOCO_GL=egl or osmesa)"""
+    """record evaluation episodes to the run's videos/ (on a headless machine set MUJOCO_GL=egl or osmesa)"""
     save_model: bool = False
     """save the actor and critics to the run directory at the end"""
     runs_dir: str = "runs"
     """where run directories are created"""
 
     env_id: str = "HalfCheetah-v4"
-    """environment id; the paper's -v3 ids run on -v4 (SPEC §3)"""
+    """environment id; the paper's -v3 ids run as -v4 (same model, reward and observations)"""
     total_timesteps: Optional[int] = None
     """total environment steps (preset: Table 3)"""
     learning_rate: Optional[float] = None
@@ -52,19 +55,19 @@ class Args:
     gamma: Optional[float] = None
     """discount factor (preset: Table 3)"""
     tau: float = 0.005
-    """Polyak rate of the target networks (alpha of Alg. 1 line 16 is 1 - tau)"""
+    """Polyak rate of the target networks (Alg. 1 line 16 writes alpha = 1 - tau)"""
     batch_size: Optional[int] = None
     """minibatch size (preset: Table 3)"""
     learning_starts: int = 10_000
-    """uniform random actions and no updates before this step (Table 3)"""
+    """uniform random actions and no updates before this step (Table 3, every task)"""
     train_freq: Optional[Literal["step", "episode"]] = None
     """train after every env step, or at the end of every episode (preset: Table 3)"""
     gradient_steps: Optional[int] = None
     """gradient steps per training round; -1 = as many as env steps collected (preset: Table 3)"""
     net_arch: tuple[int, ...] = (256, 256)
-    """hidden layer sizes of actor and critics (Table 3)"""
+    """hidden layer sizes of actor and critics (Table 3, every task)"""
     noise_std: float = 0.1
-    """sigma of the shared covariance sigma^2 I, in the [-1, 1] action scale (Table 3 noise_std)"""
+    """sigma of the shared covariance sigma^2 I, in the [-1, 1] action scale (Table 3 noise_std, every task)"""
     policy_noise: float = 0.2
     """std of TD3's target policy smoothing noise"""
     noise_clip: float = 0.5
@@ -75,13 +78,13 @@ class Args:
     n_actors: Optional[int] = None
     """number of Gaussians N (preset: Table 5)"""
     temperature_initial: Optional[float] = None
-    """policy divergence temperature tau at the start (preset: Table 5)"""
+    """policy divergence temperature of Alg. 1 line 13 at the start (preset: Table 5)"""
     temperature_final: Optional[float] = None
     """temperature after the decay (preset: Table 5)"""
     temperature_fraction: Optional[float] = None
     """fraction of total_timesteps over which the temperature decays linearly (preset: Table 5)"""
     epsilon_initial: Optional[float] = None
-    """epsilon of the epsilon-greedy mixture weights at the start (preset: Table 5)"""
+    """epsilon of the epsilon-greedy mixture weights (paper §3.1) at the start (preset: Table 5)"""
     epsilon_final: Optional[float] = None
     """epsilon after the decay (preset: Table 5)"""
     epsilon_fraction: Optional[float] = None
@@ -95,58 +98,95 @@ class Args:
     """TensorBoard scalars every this many env steps"""
 
 
-# Paper presets: Table 3 (TD3, shared) and Table 5 (Gamid). learning_starts 1e4 and 256x256 nets
-# are common to all six tasks and live in Args. Other Box envs get the GENERIC row.
-PRESET_FIELDS = ("total_timesteps", "learning_rate", "batch_size", "gamma", "train_freq", "gradient_steps",
-                 "n_actors", "temperature_initial", "temperature_final", "temperature_fraction",
-                 "epsilon_initial", "epsilon_final", "epsilon_fraction")
-PRESETS = {  #   total      lr    batch  gamma   train_freq grad  N  tau: init final frac  eps: init final frac
-    "Swimmer":     (1_000_000, 1e-3, 100, 0.9999, "step",      1,  3,      0.1, 0.1,  1.0,       0.3, 0.03, 0.5),
-    "HalfCheetah": (1_000_000, 1e-3, 100, 0.99,   "episode",  -1,  5,      0.1, 0.1,  1.0,       0.2, 0.02, 0.5),
-    "Hopper":      (1_000_000, 3e-4, 256, 0.99,   "step",      1,  2,      0.1, 0.01, 1.0,       0.1, 0.1,  1.0),
-    "Ant":         (1_000_000, 1e-3, 100, 0.99,   "episode",  -1,  2,      0.1, 0.1,  1.0,       0.1, 0.1,  1.0),
-    "Walker2d":    (1_000_000, 1e-3, 100, 0.99,   "episode",  -1,  3,      0.1, 0.1,  1.0,       0.3, 0.03, 1.0),
-    "Humanoid":    (2_000_000, 3e-4, 256, 0.99,   "step",      1,  4,      0.3, 0.1,  0.3,       0.3, 0.1,  0.3),
+# Paper Table 3 (shared TD3 hyperparameters, MuJoCo) and Table 5 (Gamid-specific), one entry per column.
+# The cells every column shares (learning_starts 1e4, noise_std 0.1, net_arch [256, 256], ReLU) are defaults
+# of Args. Table 3's train_freq (1, "episode") with gradient_steps -1 is train_freq="episode" here.
+# Box envs outside the paper take Hopper's column.
+# fmt: off
+PRESETS = {
+    "Swimmer": dict(
+        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.9999,
+        train_freq="step", gradient_steps=1,
+        n_actors=3, temperature_initial=0.1, temperature_final=0.1, temperature_fraction=1.0,
+        epsilon_initial=0.3, epsilon_final=0.03, epsilon_fraction=0.5,
+    ),
+    "HalfCheetah": dict(
+        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.99,
+        train_freq="episode", gradient_steps=-1,
+        n_actors=5, temperature_initial=0.1, temperature_final=0.1, temperature_fraction=1.0,
+        epsilon_initial=0.2, epsilon_final=0.02, epsilon_fraction=0.5,
+    ),
+    "Hopper": dict(
+        total_timesteps=1_000_000, learning_rate=3e-4, batch_size=256, gamma=0.99,
+        train_freq="step", gradient_steps=1,
+        n_actors=2, temperature_initial=0.1, temperature_final=0.01, temperature_fraction=1.0,
+        epsilon_initial=0.1, epsilon_final=0.1, epsilon_fraction=1.0,
+    ),
+    "Ant": dict(
+        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.99,
+        train_freq="episode", gradient_steps=-1,
+        n_actors=2, temperature_initial=0.1, temperature_final=0.1, temperature_fraction=1.0,
+        epsilon_initial=0.1, epsilon_final=0.1, epsilon_fraction=1.0,
+    ),
+    "Walker2d": dict(
+        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.99,
+        train_freq="episode", gradient_steps=-1,
+        n_actors=3, temperature_initial=0.1, temperature_final=0.1, temperature_fraction=1.0,
+        epsilon_initial=0.3, epsilon_final=0.03, epsilon_fraction=1.0,
+    ),
+    "Humanoid": dict(
+        total_timesteps=2_000_000, learning_rate=3e-4, batch_size=256, gamma=0.99,
+        train_freq="step", gradient_steps=1,
+        n_actors=4, temperature_initial=0.3, temperature_final=0.1, temperature_fraction=0.3,
+        epsilon_initial=0.3, epsilon_final=0.1, epsilon_fraction=0.3,
+    ),
 }
-GENERIC = (1_000_000, 1e-3, 256, 0.99, "step", 1, 3, 0.1, 0.1, 1.0, 0.1, 0.1, 1.0)
+# fmt: on
 
 
 def resolve_env_id(env_id: str) -> str:
     """Map the paper's -v3 ids (mujoco-py, no longer installable) to -v4; reject unknown ids."""
     task, _, version = env_id.rpartition("-")
     if task in PRESETS and version == "v3":
-        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model, reward and observations).")
+        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        supported = ", ".join(f"{t}-v3/-v4/-v5" for t in PRESETS)
-        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {supported} (other registered Box-action envs also run).")
+        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
+        raise SystemExit(
+            f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
+            "(other registered Box-action envs also run)."
+        )
     return env_id
 
 
 def resolve_args(args: Args) -> Args:
-    """Fill every field left unset from the task's paper preset, then check the values (SPEC §5, §10)."""
+    """Fill every field left unset from the task's preset, then check the values (one sentence per problem)."""
     args.env_id = resolve_env_id(args.env_id)
     task = args.env_id.rpartition("-")[0]
     if task not in PRESETS:
-        print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters use the generic preset.")
-    for field, value in zip(PRESET_FIELDS, PRESETS.get(task, GENERIC)):
+        print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters take Hopper's column.")
+    for field, value in PRESETS.get(task, PRESETS["Hopper"]).items():
         if getattr(args, field) is None:
             setattr(args, field, value)
-    problems = [
-        (args.n_actors < 1, f"--n-actors must be at least 1, got {args.n_actors}."),
-        (min(args.temperature_initial, args.temperature_final) < 0, "Temperatures must not be negative."),
-        (not all(0 <= v <= 1 for v in (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction,
-                                      args.temperature_fraction)), "Epsilons and schedule fractions must lie in [0, 1]."),
-        (args.batch_size > args.buffer_size, f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}."),
-        (args.total_timesteps <= args.learning_starts,
-         f"--total-timesteps {args.total_timesteps} must exceed --learning-starts {args.learning_starts}, or nothing is trained."),
-        (args.gradient_steps == 0 or args.gradient_steps < -1, "--gradient-steps must be positive, or -1 for one per env step."),
-        (min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1,
-         "--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive."),
-    ]
-    for failed, sentence in problems:
-        if failed:
-            raise SystemExit(sentence)
+
+    if args.n_actors < 1:
+        raise SystemExit(f"--n-actors must be at least 1, got {args.n_actors}.")
+    if min(args.temperature_initial, args.temperature_final) < 0:
+        raise SystemExit("Temperatures must not be negative.")
+    fractions = (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, args.temperature_fraction)
+    if not all(0 <= value <= 1 for value in fractions):
+        raise SystemExit("Epsilons and schedule fractions must lie in [0, 1].")
+    if args.batch_size > args.buffer_size:
+        raise SystemExit(f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}.")
+    if args.total_timesteps <= args.learning_starts:
+        raise SystemExit(
+            f"--total-timesteps {args.total_timesteps} must exceed --learning-starts {args.learning_starts}, "
+            "or nothing is trained."
+        )
+    if args.gradient_steps == 0 or args.gradient_steps < -1:
+        raise SystemExit("--gradient-steps must be positive, or -1 for one per env step.")
+    if min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1:
+        raise SystemExit("--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive.")
     return args
 
 
@@ -165,25 +205,33 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 class EnsembleMLP(nn.Module):
-    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer (SPEC §11).
+    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a Python loop over members.
 
-    Input (n, B, in) or (1, B, in) broadcast to every member; output (n, B, out). Each member is
-    initialised like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
+    Input (n, B, in), or (1, B, in) broadcast to every member; output (n, B, out). Each member is initialised
+    like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
     """
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
         super().__init__()
         dims = (in_dim, *hidden, out_dim)
-        bounds = [d**-0.5 for d in dims[:-1]]
-        self.weights = nn.ParameterList(nn.Parameter(torch.empty(n, i, o).uniform_(-b, b)) for i, o, b in zip(dims, dims[1:], bounds))
-        self.biases = nn.ParameterList(nn.Parameter(torch.empty(n, 1, o).uniform_(-b, b)) for o, b in zip(dims[1:], bounds))
+        # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
+        self.weights = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.weights.append(nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)))
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
-        layers = [(w[:members], b[:members]) for w, b in zip(self.weights, self.biases)]
-        x = x.expand(layers[0][0].shape[0], -1, -1)
-        for i, (w, b) in enumerate(layers):
-            x = torch.baddbmm(b, x, w)
-            if i < len(layers) - 1:
+        if members is None:
+            members = len(self.weights[0])
+        x = x.expand(members, -1, -1)
+        last = len(self.weights) - 1
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
+            if layer < last:
                 x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
@@ -208,28 +256,30 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
         """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
-        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)
-        return self.net(x.reshape(1, -1, x.shape[-1]), members).view(members, *actions.shape[:-1])
+        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
+        x = torch.cat([obs, actions], dim=-1)
+        q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
+        return q.view(members, *actions.shape[:-1])
 
 
 def d_var(means: torch.Tensor) -> torch.Tensor:
-    """D_var(i) = -log sum_{j != i} exp(-||mu_i - sg(mu_j)||^2), Eq. 4 (Sigma = I, uniform weights folded into tau).
+    """D_var(i) = -log sum_{j != i} exp(-||mu_i - sg(mu_j)||^2), Eq. 4 with Sigma = I. means (N, B, act) -> (N, B).
 
-    Eq. 4 takes Sigma = I, not the acting covariance sigma^2 I (whose exact Gaussian KL would scale the
-    squared distances by 1 / (2 sigma^2) = 50); Table 5's temperatures were tuned with Sigma = I.
-    means (N, B, act) -> (N, B). The other Gaussians are constants for Gaussian i (Alg. 1 line 13),
+    Eq. 4 takes Sigma = I, not the acting covariance sigma^2 I (whose exact Gaussian KL would scale the squared
+    distances by 1 / (2 sigma^2) = 50); Table 5's temperatures were tuned with Sigma = I, and the uniform mixture
+    weights are folded into the temperature. The other Gaussians are constants for Gaussian i (Alg. 1 line 13),
     so mu_j is detached. With N = 1 the sum is empty and the term is 0: Gamid reduces to TD3.
     """
     n = means.shape[0]
     if n == 1:
         return means.new_zeros(means.shape[:2])
     sq_dist = (means.unsqueeze(1) - means.detach().unsqueeze(0)).pow(2).sum(-1)  # [i, j, B]
-    not_self = ~torch.eye(n, dtype=torch.bool, device=means.device).unsqueeze(-1)
-    return -torch.logsumexp((-sq_dist).masked_fill(~not_self, float("-inf")), dim=1)
+    is_self = torch.eye(n, dtype=torch.bool, device=means.device).unsqueeze(-1)
+    return -torch.logsumexp((-sq_dist).masked_fill(is_self, float("-inf")), dim=1)
 
 
 def epsilon_greedy_weights(q: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Mixture weights of §3.1 from q (N, B) = Q1(s, mu_i(s)): 1 - eps + eps/N for the argmax, eps/N otherwise. -> (B, N)."""
+    """Mixture weights of §3.1: 1 - eps + eps/N for argmax_i q_i, eps/N for the others. q (N, B) -> (B, N)."""
     n = q.shape[0]
     return (1 - epsilon) * F.one_hot(q.argmax(0), n).to(q.dtype) + epsilon / n
 
@@ -264,6 +314,8 @@ def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> torch.T
 
 
 class Batch(NamedTuple):
+    """A minibatch of transitions; actions in the [-1, 1] scale."""
+
     obs: torch.Tensor
     actions: torch.Tensor
     rewards: torch.Tensor
@@ -275,22 +327,28 @@ class ReplayBuffer:
     """FIFO of transitions as tensors on the training device. Actions are stored in the [-1, 1] scale."""
 
     def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
-        self.size, self.pos, self.full, self.device = size, 0, False, device
+        self.size = size
+        self.pos = 0  # where the next transition goes
+        self.full = False
+        self.device = device
         self.obs = torch.zeros(size, obs_dim, device=device)
-        self.next_obs = torch.zeros(size, obs_dim, device=device)
         self.actions = torch.zeros(size, act_dim, device=device)
         self.rewards = torch.zeros(size, device=device)
+        self.next_obs = torch.zeros(size, obs_dim, device=device)
         self.terminated = torch.zeros(size, device=device)
 
     def add(self, obs, action, reward, next_obs, terminated):
-        for store, value in ((self.obs, obs), (self.actions, action), (self.rewards, reward),
-                             (self.next_obs, next_obs), (self.terminated, terminated)):
-            store[self.pos] = torch.as_tensor(value, dtype=torch.float32)
+        self.obs[self.pos] = torch.as_tensor(obs, dtype=torch.float32)
+        self.actions[self.pos] = torch.as_tensor(action, dtype=torch.float32)
+        self.rewards[self.pos] = torch.as_tensor(reward, dtype=torch.float32)
+        self.next_obs[self.pos] = torch.as_tensor(next_obs, dtype=torch.float32)
+        self.terminated[self.pos] = torch.as_tensor(terminated, dtype=torch.float32)
         self.pos = (self.pos + 1) % self.size
         self.full = self.full or self.pos == 0
 
     def sample(self, batch_size: int) -> Batch:
-        idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
+        stored = self.size if self.full else self.pos
+        idx = torch.randint(0, stored, (batch_size,), device=self.device)
         return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
 
 
@@ -317,7 +375,10 @@ def td_target(actor_target: GaussianMeans, qf_target: TwinQ, batch: Batch, args:
 
 
 def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float):
-    """Alg. 1 lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - tau_t mean_s D_var(i). -> (losses (N,), D_var (N,))."""
+    """Alg. 1 lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - temperature mean_s D_var(i).
+
+    Returns the losses (N,) and the diversity terms mean_s D_var(i) (N,).
+    """
     means = actor(obs)
     qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
     q1 = qf(obs, means, members=1)[0]  # (N, B)
@@ -326,17 +387,35 @@ def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature
     return -(q1.mean(1) + temperature * diversity), diversity
 
 
-def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer, batch: Batch,
-               update_actor: bool, temperature: float, args: Args) -> dict:
-    """One gradient step of Alg. 1 (lines 9-16) on TD3. Returns detached diagnostics (no host sync)."""
+def train_step(
+    *,
+    actor: GaussianMeans,
+    actor_target: GaussianMeans,
+    qf: TwinQ,
+    qf_target: TwinQ,
+    actor_optimizer: torch.optim.Optimizer,
+    q_optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    update_actor: bool,
+    temperature: float,
+    args: Args,
+) -> dict:
+    """One gradient step of Alg. 1 (lines 9-16) on TD3. Returns detached diagnostics (no host sync).
+
+    benchmarks/sps.py times this function by name, with batches from ReplayBuffer.sample.
+    """
     # Line 11: regress both critics on the target y of line 10.
     q = qf(batch.obs, batch.actions)  # (2, B)
-    qf_loss = (q - td_target(actor_target, qf_target, batch, args)).pow(2).mean(1).sum()
+    y = td_target(actor_target, qf_target, batch, args)
+    qf_loss = (q - y).pow(2).mean(1).sum()
     q_optimizer.zero_grad(set_to_none=True)
     qf_loss.backward()
     q_optimizer.step()
-    stats = {"losses/qf_loss": qf_loss.detach(), "losses/qf1_values": q[0].detach().mean(),
-             "losses/qf2_values": q[1].detach().mean()}
+    stats = {
+        "losses/qf_loss": qf_loss.detach(),
+        "losses/qf1_values": q[0].detach().mean(),
+        "losses/qf2_values": q[1].detach().mean(),
+    }
 
     if update_actor:
         # Lines 12-15. Summing the N losses is exact: theta[i] enters only loss_i (mu_j is detached in D_var).
@@ -348,28 +427,36 @@ def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
         # Line 16 (alpha = 1 - tau), after each actor update as in TD3.
         polyak_update(actor_target, actor, args.tau)
         polyak_update(qf_target, qf, args.tau)
-        stats |= {"losses/actor_loss": losses.detach().sum(), "charts/sum_d_var": diversity.detach().sum()}
+        stats["losses/actor_loss"] = losses.detach().sum()
+        stats["charts/sum_d_var"] = diversity.detach().sum()
     return stats
 
 
 def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """[-1, 1] -> the env's [low, high]."""
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
 def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """The env's [low, high] -> [-1, 1]."""
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
-def evaluate(actor: GaussianMeans, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device, seed: int) -> list[float]:
-    """Returns of the greedy Gaussian, argmax_i Q1(s, mu_i(s)), without noise (SPEC §4.9); episode i starts from seed + i."""
+def evaluate(actor: GaussianMeans, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device, seed: int):
+    """Returns of the greedy Gaussian, argmax_i Q1(s, mu_i(s)), without noise; episode i starts from seed + i.
+
+    The post-training performance of the paper's Table 1.
+    """
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
         done, total = False, 0.0
         while not done:
-            action = greedy_action(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0]
-            obs, reward, terminated, truncated, _ = env.step(to_env_action(action.cpu().numpy(), env.action_space))
-            done, total = terminated or truncated, total + float(reward)
+            obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            action = greedy_action(actor, qf, obs[None])[0].cpu().numpy()
+            obs, reward, terminated, truncated, _ = env.step(to_env_action(action, env.action_space))
+            done = terminated or truncated
+            total += float(reward)
         returns.append(total)
     return returns
 
@@ -378,9 +465,11 @@ def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env
     """A single env (no vector env: episode boundaries stay explicit, so none can leak into the buffer)."""
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if not isinstance(env.action_space, gym.spaces.Box):
-        raise SystemExit(f"{env_id} has a {type(env.action_space).__name__} action space; Gamid needs a continuous (Box) one.")
+        kind = type(env.action_space).__name__
+        raise SystemExit(f"{env_id} has a {kind} action space; this script needs a continuous (Box) one.")
     if not isinstance(env.observation_space, gym.spaces.Box):
-        raise SystemExit(f"{env_id} has a {type(env.observation_space).__name__} observation space; this script needs a flat Box.")
+        kind = type(env.observation_space).__name__
+        raise SystemExit(f"{env_id} has a {kind} observation space; this script needs a flat Box one.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
     env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -394,7 +483,8 @@ def main(args: Args) -> str:
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = os.path.join(args.runs_dir, run_name)
     env = make_env(args.env_id, args.seed)
-    eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
+    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
+    eval_env = make_env(args.env_id, args.seed, video_dir)
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -403,12 +493,14 @@ def main(args: Args) -> str:
 
     writer = SummaryWriter(run_dir)
     hyperparameters = asdict(args)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in hyperparameters.items()))
+    rows = "\n".join(f"|{name}|{value}|" for name, value in hyperparameters.items())
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
     with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
         json.dump(hyperparameters, f, indent=2)
-    print("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hyperparameters.items()))
+    print("hyperparameters: " + ", ".join(f"{name}={value}" for name, value in hyperparameters.items()))
 
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    obs_dim = env.observation_space.shape[0]
+    act_dim = env.action_space.shape[0]
     actor = GaussianMeans(args.n_actors, obs_dim, act_dim, args.net_arch).to(device)
     qf = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
     actor_target = GaussianMeans(args.n_actors, obs_dim, act_dim, args.net_arch).to(device)
@@ -419,22 +511,35 @@ def main(args: Args) -> str:
     q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
 
-    selected = torch.zeros(args.n_actors, device=device)  # per-Gaussian selection counts of this log interval
+    selected = torch.zeros(args.n_actors, device=device)  # how often each Gaussian acted in this log interval
     recent_returns = deque(maxlen=10)
-    stats, n_updates, episode_steps = {}, 0, 0
+    stats = {}
+    n_updates = 0
+    episode_steps = 0
     start_time = last_print = time.time()
     obs, _ = env.reset(seed=args.seed)
     for global_step in range(1, args.total_timesteps + 1):
-        temperature = linear_schedule(args.temperature_initial, args.temperature_final, args.temperature_fraction,
-                                      args.total_timesteps, global_step)
-        epsilon = linear_schedule(args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, args.total_timesteps, global_step)
+        temperature = linear_schedule(
+            initial=args.temperature_initial,
+            final=args.temperature_final,
+            fraction=args.temperature_fraction,
+            total=args.total_timesteps,
+            step=global_step,
+        )
+        epsilon = linear_schedule(
+            initial=args.epsilon_initial,
+            final=args.epsilon_final,
+            fraction=args.epsilon_fraction,
+            total=args.total_timesteps,
+            step=global_step,
+        )
 
         # Alg. 1 lines 3-8. Before learning_starts, uniform random actions.
         if global_step <= args.learning_starts:
             action = from_env_action(env.action_space.sample(), env.action_space)
         else:
-            action, n = gmm_action(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device)[None],
-                                   epsilon, args.noise_std)
+            obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            action, n = gmm_action(actor, qf, obs_tensor[None], epsilon, args.noise_std)
             action = action[0].cpu().numpy()
             selected[n] += 1
         next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
@@ -446,29 +551,45 @@ def main(args: Args) -> str:
             recent_returns.append(float(info["episode"]["r"]))
             writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
             writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
-            obs, _ = env.reset()
 
-        # Lines 9-16, per env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
+        # Lines 9-16, after every env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
         if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
-            n_steps = args.gradient_steps if args.gradient_steps > 0 else (1 if args.train_freq == "step" else episode_steps)
-            for _ in range(n_steps):
+            if args.gradient_steps > 0:
+                n_gradient_steps = args.gradient_steps
+            elif args.train_freq == "step":
+                n_gradient_steps = 1
+            else:
+                n_gradient_steps = episode_steps  # -1: one gradient step per env step of the episode
+            for _ in range(n_gradient_steps):
                 n_updates += 1
-                stats |= train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
-                                    rb.sample(args.batch_size), n_updates % args.policy_delay == 0, temperature, args)
-        if episode_over:
-            episode_steps = 0
+                batch = rb.sample(args.batch_size)
+                stats |= train_step(
+                    actor=actor,
+                    actor_target=actor_target,
+                    qf=qf,
+                    qf_target=qf_target,
+                    actor_optimizer=actor_optimizer,
+                    q_optimizer=q_optimizer,
+                    batch=batch,
+                    update_actor=n_updates % args.policy_delay == 0,
+                    temperature=temperature,
+                    args=args,
+                )
 
         if global_step % args.log_freq == 0 and stats:
             values = {tag: value.item() for tag, value in stats.items()}
             bad = [tag for tag, value in values.items() if not np.isfinite(value)]
             if bad:
                 writer.close()
-                raise SystemExit(f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir}).")
+                raise SystemExit(
+                    f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir})."
+                )
             for tag, value in values.items():
                 writer.add_scalar(tag, value, global_step)
             writer.add_scalar("charts/temperature", temperature, global_step)
             writer.add_scalar("charts/epsilon", epsilon, global_step)
-            for i, fraction in enumerate((selected / selected.sum().clamp(min=1)).tolist()):
+            fractions = selected / selected.sum().clamp(min=1)
+            for i, fraction in enumerate(fractions.tolist()):
                 writer.add_scalar(f"charts/selected_fraction/gaussian_{i}", fraction, global_step)
             selected.zero_()
             writer.add_scalar("charts/SPS", global_step / (time.time() - start_time), global_step)
@@ -481,6 +602,10 @@ def main(args: Args) -> str:
             returns = evaluate(actor, qf, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
+
+        if episode_over:
+            obs, _ = env.reset()  # Alg. 1 line 8, once the episode's updates are done
+            episode_steps = 0
 
     if args.save_model:
         path = os.path.join(run_dir, f"{args.exp_name}.model")

@@ -1,8 +1,8 @@
 """TD3 (Fujimoto et al., 2018) for MuJoCo locomotion: the single-Gaussian baseline of the Gamid paper.
 
-One deterministic actor mu(s) explored with fixed Gaussian noise, twin critics with clipped double
-Q, target policy smoothing and delayed actor updates. Same presets (paper Table 3), logging,
-evaluation and CLI as gamid_continuous_action.py, which with --n-actors 1 computes the same updates.
+One deterministic actor mu(s) explored with fixed Gaussian noise, twin critics with clipped double Q, target
+policy smoothing and delayed actor updates. Same presets (paper Table 3), logging, evaluation and CLI as
+gamid_continuous_action.py, which with --n-actors 1 computes this run, seed for seed.
 
     python td3_baseline.py --env-id Walker2d-v3
 """
@@ -26,6 +26,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 @dataclass
 class Args:
+    """TD3 on one MuJoCo task. The task's preset (paper Table 3) fills every field left unset; the resolved
+    values are printed at the start and saved to hyperparameters.json in the run directory."""
+
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment"""
     seed: int = 1
@@ -33,14 +36,14 @@ class Args:
     cuda: bool = True
     """use a GPU when one is present (falls back to the CPU silently)"""
     capture_video: bool = False
-    """record evaluation episodes to the run's `videos/` (needs a renderer: on a headless machine set MUJOCO_GL=egl or osmesa)"""
+    """record evaluation episodes to the run's videos/ (on a headless machine set MUJOCO_GL=egl or osmesa)"""
     save_model: bool = False
     """save the actor and critics to the run directory at the end"""
     runs_dir: str = "runs"
     """where run directories are created"""
 
     env_id: str = "HalfCheetah-v4"
-    """environment id; the paper's -v3 ids run on -v4 (SPEC §3)"""
+    """environment id; the paper's -v3 ids run as -v4 (same model, reward and observations)"""
     total_timesteps: Optional[int] = None
     """total environment steps (preset: Table 3)"""
     learning_rate: Optional[float] = None
@@ -54,15 +57,15 @@ class Args:
     batch_size: Optional[int] = None
     """minibatch size (preset: Table 3)"""
     learning_starts: int = 10_000
-    """uniform random actions and no updates before this step (Table 3)"""
+    """uniform random actions and no updates before this step (Table 3, every task)"""
     train_freq: Optional[Literal["step", "episode"]] = None
     """train after every env step, or at the end of every episode (preset: Table 3)"""
     gradient_steps: Optional[int] = None
     """gradient steps per training round; -1 = as many as env steps collected (preset: Table 3)"""
     net_arch: tuple[int, ...] = (256, 256)
-    """hidden layer sizes of actor and critics (Table 3)"""
+    """hidden layer sizes of actor and critics (Table 3, every task)"""
     noise_std: float = 0.1
-    """std of the Gaussian exploration noise, in the [-1, 1] action scale (Table 3 noise_std)"""
+    """std of the Gaussian exploration noise, in the [-1, 1] action scale (Table 3 noise_std, every task)"""
     policy_noise: float = 0.2
     """std of TD3's target policy smoothing noise"""
     noise_clip: float = 0.5
@@ -78,52 +81,76 @@ class Args:
     """TensorBoard scalars every this many env steps"""
 
 
-# Paper presets: Table 3 (TD3, shared by TD3 and Gamid). learning_starts 1e4 and 256x256 nets are
-# common to all six tasks and live in Args. Other Box envs get the GENERIC row.
-PRESET_FIELDS = ("total_timesteps", "learning_rate", "batch_size", "gamma", "train_freq", "gradient_steps")
-PRESETS = {  #   total      lr    batch  gamma   train_freq grad
-    "Swimmer":     (1_000_000, 1e-3, 100, 0.9999, "step",      1),
-    "HalfCheetah": (1_000_000, 1e-3, 100, 0.99,   "episode",  -1),
-    "Hopper":      (1_000_000, 3e-4, 256, 0.99,   "step",      1),
-    "Ant":         (1_000_000, 1e-3, 100, 0.99,   "episode",  -1),
-    "Walker2d":    (1_000_000, 1e-3, 100, 0.99,   "episode",  -1),
-    "Humanoid":    (2_000_000, 3e-4, 256, 0.99,   "step",      1),
+# Paper Table 3 (shared TD3 hyperparameters, MuJoCo), one entry per column. The cells every column shares
+# (learning_starts 1e4, noise_std 0.1, net_arch [256, 256], ReLU) are defaults of Args. Table 3's train_freq
+# (1, "episode") with gradient_steps -1 is train_freq="episode" here.
+# Box envs outside the paper take Hopper's column.
+# fmt: off
+PRESETS = {
+    "Swimmer": dict(
+        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.9999,
+        train_freq="step", gradient_steps=1,
+    ),
+    "HalfCheetah": dict(
+        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.99,
+        train_freq="episode", gradient_steps=-1,
+    ),
+    "Hopper": dict(
+        total_timesteps=1_000_000, learning_rate=3e-4, batch_size=256, gamma=0.99,
+        train_freq="step", gradient_steps=1,
+    ),
+    "Ant": dict(
+        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.99,
+        train_freq="episode", gradient_steps=-1,
+    ),
+    "Walker2d": dict(
+        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.99,
+        train_freq="episode", gradient_steps=-1,
+    ),
+    "Humanoid": dict(
+        total_timesteps=2_000_000, learning_rate=3e-4, batch_size=256, gamma=0.99,
+        train_freq="step", gradient_steps=1,
+    ),
 }
-GENERIC = (1_000_000, 1e-3, 256, 0.99, "step", 1)
+# fmt: on
 
 
 def resolve_env_id(env_id: str) -> str:
     """Map the paper's -v3 ids (mujoco-py, no longer installable) to -v4; reject unknown ids."""
     task, _, version = env_id.rpartition("-")
     if task in PRESETS and version == "v3":
-        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model, reward and observations).")
+        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        supported = ", ".join(f"{t}-v3/-v4/-v5" for t in PRESETS)
-        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {supported} (other registered Box-action envs also run).")
+        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
+        raise SystemExit(
+            f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
+            "(other registered Box-action envs also run)."
+        )
     return env_id
 
 
 def resolve_args(args: Args) -> Args:
-    """Fill every field left unset from the task's paper preset, then check the values (SPEC §5, §10)."""
+    """Fill every field left unset from the task's preset, then check the values (one sentence per problem)."""
     args.env_id = resolve_env_id(args.env_id)
     task = args.env_id.rpartition("-")[0]
     if task not in PRESETS:
-        print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters use the generic preset.")
-    for field, value in zip(PRESET_FIELDS, PRESETS.get(task, GENERIC)):
+        print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters take Hopper's column.")
+    for field, value in PRESETS.get(task, PRESETS["Hopper"]).items():
         if getattr(args, field) is None:
             setattr(args, field, value)
-    problems = [
-        (args.batch_size > args.buffer_size, f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}."),
-        (args.total_timesteps <= args.learning_starts,
-         f"--total-timesteps {args.total_timesteps} must exceed --learning-starts {args.learning_starts}, or nothing is trained."),
-        (args.gradient_steps == 0 or args.gradient_steps < -1, "--gradient-steps must be positive, or -1 for one per env step."),
-        (min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1,
-         "--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive."),
-    ]
-    for failed, sentence in problems:
-        if failed:
-            raise SystemExit(sentence)
+
+    if args.batch_size > args.buffer_size:
+        raise SystemExit(f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}.")
+    if args.total_timesteps <= args.learning_starts:
+        raise SystemExit(
+            f"--total-timesteps {args.total_timesteps} must exceed --learning-starts {args.learning_starts}, "
+            "or nothing is trained."
+        )
+    if args.gradient_steps == 0 or args.gradient_steps < -1:
+        raise SystemExit("--gradient-steps must be positive, or -1 for one per env step.")
+    if min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1:
+        raise SystemExit("--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive.")
     return args
 
 
@@ -136,25 +163,33 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 class EnsembleMLP(nn.Module):
-    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer (SPEC §11).
+    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a Python loop over members.
 
-    Input (n, B, in) or (1, B, in) broadcast to every member; output (n, B, out). Each member is
-    initialised like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
+    Input (n, B, in), or (1, B, in) broadcast to every member; output (n, B, out). Each member is initialised
+    like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
     """
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
         super().__init__()
         dims = (in_dim, *hidden, out_dim)
-        bounds = [d**-0.5 for d in dims[:-1]]
-        self.weights = nn.ParameterList(nn.Parameter(torch.empty(n, i, o).uniform_(-b, b)) for i, o, b in zip(dims, dims[1:], bounds))
-        self.biases = nn.ParameterList(nn.Parameter(torch.empty(n, 1, o).uniform_(-b, b)) for o, b in zip(dims[1:], bounds))
+        # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
+        self.weights = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.weights.append(nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)))
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
-        layers = [(w[:members], b[:members]) for w, b in zip(self.weights, self.biases)]
-        x = x.expand(layers[0][0].shape[0], -1, -1)
-        for i, (w, b) in enumerate(layers):
-            x = torch.baddbmm(b, x, w)
-            if i < len(layers) - 1:
+        if members is None:
+            members = len(self.weights[0])
+        x = x.expand(members, -1, -1)
+        last = len(self.weights) - 1
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
+            if layer < last:
                 x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
@@ -182,12 +217,16 @@ class TwinQ(nn.Module):
         self.net = EnsembleMLP(2, obs_dim + act_dim, 1, hidden)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
-        """Q_k(s, a) for k < members: (B, obs), (B, act) -> (members, B)."""
-        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)
-        return self.net(x.reshape(1, -1, x.shape[-1]), members).view(members, *actions.shape[:-1])
+        """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
+        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
+        x = torch.cat([obs, actions], dim=-1)
+        q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
+        return q.view(members, *actions.shape[:-1])
 
 
 class Batch(NamedTuple):
+    """A minibatch of transitions; actions in the [-1, 1] scale."""
+
     obs: torch.Tensor
     actions: torch.Tensor
     rewards: torch.Tensor
@@ -199,45 +238,71 @@ class ReplayBuffer:
     """FIFO of transitions as tensors on the training device. Actions are stored in the [-1, 1] scale."""
 
     def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
-        self.size, self.pos, self.full, self.device = size, 0, False, device
+        self.size = size
+        self.pos = 0  # where the next transition goes
+        self.full = False
+        self.device = device
         self.obs = torch.zeros(size, obs_dim, device=device)
-        self.next_obs = torch.zeros(size, obs_dim, device=device)
         self.actions = torch.zeros(size, act_dim, device=device)
         self.rewards = torch.zeros(size, device=device)
+        self.next_obs = torch.zeros(size, obs_dim, device=device)
         self.terminated = torch.zeros(size, device=device)
 
     def add(self, obs, action, reward, next_obs, terminated):
-        for store, value in ((self.obs, obs), (self.actions, action), (self.rewards, reward),
-                             (self.next_obs, next_obs), (self.terminated, terminated)):
-            store[self.pos] = torch.as_tensor(value, dtype=torch.float32)
+        self.obs[self.pos] = torch.as_tensor(obs, dtype=torch.float32)
+        self.actions[self.pos] = torch.as_tensor(action, dtype=torch.float32)
+        self.rewards[self.pos] = torch.as_tensor(reward, dtype=torch.float32)
+        self.next_obs[self.pos] = torch.as_tensor(next_obs, dtype=torch.float32)
+        self.terminated[self.pos] = torch.as_tensor(terminated, dtype=torch.float32)
         self.pos = (self.pos + 1) % self.size
         self.full = self.full or self.pos == 0
 
     def sample(self, batch_size: int) -> Batch:
-        idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
+        stored = self.size if self.full else self.pos
+        idx = torch.randint(0, stored, (batch_size,), device=self.device)
         return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
 
 
 @torch.no_grad()
 def td_target(actor_target: Actor, qf_target: TwinQ, batch: Batch, args: Args) -> torch.Tensor:
-    """Target policy smoothing and clipped double Q: y = r + gamma (1 - d) min_k Q_targ,k(s', a')."""
-    next_action = actor_target(batch.next_obs)
-    noise = (torch.randn_like(next_action) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
-    next_q = qf_target(batch.next_obs, (next_action + noise).clamp(-1, 1)).min(0).values
+    """Target policy smoothing and clipped double Q: y = r + gamma (1 - d) min_k Q_targ,k(s', a').
+
+    a' = clip(mu'(s') + clip(noise, -c, c), -1, 1), with the target actor mu'.
+    """
+    next_mean = actor_target(batch.next_obs)  # (B, act)
+    noise = (torch.randn_like(next_mean) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
+    next_q = qf_target(batch.next_obs, (next_mean + noise).clamp(-1, 1)).min(0).values  # (B,)
     return batch.rewards + args.gamma * (1 - batch.terminated) * next_q
 
 
-def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer, batch: Batch,
-               update_actor: bool, args: Args) -> dict:
-    """One TD3 gradient step. Returns detached diagnostics (no host sync)."""
+def train_step(
+    *,
+    actor: Actor,
+    actor_target: Actor,
+    qf: TwinQ,
+    qf_target: TwinQ,
+    actor_optimizer: torch.optim.Optimizer,
+    q_optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    update_actor: bool,
+    args: Args,
+) -> dict:
+    """One TD3 gradient step. Returns detached diagnostics (no host sync).
+
+    benchmarks/sps.py times this function by name, with batches from ReplayBuffer.sample.
+    """
     # Regress both critics on the target y.
     q = qf(batch.obs, batch.actions)  # (2, B)
-    qf_loss = (q - td_target(actor_target, qf_target, batch, args)).pow(2).mean(1).sum()
+    y = td_target(actor_target, qf_target, batch, args)
+    qf_loss = (q - y).pow(2).mean(1).sum()
     q_optimizer.zero_grad(set_to_none=True)
     qf_loss.backward()
     q_optimizer.step()
-    stats = {"losses/qf_loss": qf_loss.detach(), "losses/qf1_values": q[0].detach().mean(),
-             "losses/qf2_values": q[1].detach().mean()}
+    stats = {
+        "losses/qf_loss": qf_loss.detach(),
+        "losses/qf1_values": q[0].detach().mean(),
+        "losses/qf2_values": q[1].detach().mean(),
+    }
 
     if update_actor:
         # Deterministic policy gradient through Q1.
@@ -256,24 +321,31 @@ def train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
 
 
 def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """[-1, 1] -> the env's [low, high]."""
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
 def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """The env's [low, high] -> [-1, 1]."""
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
 @torch.no_grad()
 def evaluate(actor: Actor, env: gym.Env, episodes: int, device: torch.device, seed: int) -> list[float]:
-    """Returns of the noise-free policy mu(s) (SPEC §4.9); episode i starts from seed + i."""
+    """Returns of the noise-free policy mu(s); episode i starts from seed + i.
+
+    The post-training performance of the paper's Table 1.
+    """
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
         done, total = False, 0.0
         while not done:
-            action = actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0].cpu().numpy()
+            obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            action = actor(obs[None])[0].cpu().numpy()
             obs, reward, terminated, truncated, _ = env.step(to_env_action(action, env.action_space))
-            done, total = terminated or truncated, total + float(reward)
+            done = terminated or truncated
+            total += float(reward)
         returns.append(total)
     return returns
 
@@ -282,9 +354,11 @@ def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env
     """A single env (no vector env: episode boundaries stay explicit, so none can leak into the buffer)."""
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if not isinstance(env.action_space, gym.spaces.Box):
-        raise SystemExit(f"{env_id} has a {type(env.action_space).__name__} action space; TD3 needs a continuous (Box) one.")
+        kind = type(env.action_space).__name__
+        raise SystemExit(f"{env_id} has a {kind} action space; this script needs a continuous (Box) one.")
     if not isinstance(env.observation_space, gym.spaces.Box):
-        raise SystemExit(f"{env_id} has a {type(env.observation_space).__name__} observation space; this script needs a flat Box.")
+        kind = type(env.observation_space).__name__
+        raise SystemExit(f"{env_id} has a {kind} observation space; this script needs a flat Box one.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
     env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -298,7 +372,8 @@ def main(args: Args) -> str:
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = os.path.join(args.runs_dir, run_name)
     env = make_env(args.env_id, args.seed)
-    eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
+    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
+    eval_env = make_env(args.env_id, args.seed, video_dir)
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -307,12 +382,14 @@ def main(args: Args) -> str:
 
     writer = SummaryWriter(run_dir)
     hyperparameters = asdict(args)
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in hyperparameters.items()))
+    rows = "\n".join(f"|{name}|{value}|" for name, value in hyperparameters.items())
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
     with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
         json.dump(hyperparameters, f, indent=2)
-    print("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hyperparameters.items()))
+    print("hyperparameters: " + ", ".join(f"{name}={value}" for name, value in hyperparameters.items()))
 
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    obs_dim = env.observation_space.shape[0]
+    act_dim = env.action_space.shape[0]
     actor = Actor(obs_dim, act_dim, args.net_arch).to(device)
     qf = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
     actor_target = Actor(obs_dim, act_dim, args.net_arch).to(device)
@@ -324,7 +401,9 @@ def main(args: Args) -> str:
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
 
     recent_returns = deque(maxlen=10)
-    stats, n_updates, episode_steps = {}, 0, 0
+    stats = {}
+    n_updates = 0
+    episode_steps = 0
     start_time = last_print = time.time()
     obs, _ = env.reset(seed=args.seed)
     for global_step in range(1, args.total_timesteps + 1):
@@ -333,8 +412,9 @@ def main(args: Args) -> str:
             action = from_env_action(env.action_space.sample(), env.action_space)
         else:
             with torch.no_grad():
-                mean = actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0]
-                action = (mean + args.noise_std * torch.randn_like(mean)).clamp(-1, 1).cpu().numpy()
+                obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
+                mean = actor(obs_tensor[None])
+                action = (mean + args.noise_std * torch.randn_like(mean)).clamp(-1, 1)[0].cpu().numpy()
         next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
         rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through time limits
         obs = next_obs
@@ -344,24 +424,38 @@ def main(args: Args) -> str:
             recent_returns.append(float(info["episode"]["r"]))
             writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
             writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
-            obs, _ = env.reset()
 
-        # Train per env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
+        # Train after every env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
         if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
-            n_steps = args.gradient_steps if args.gradient_steps > 0 else (1 if args.train_freq == "step" else episode_steps)
-            for _ in range(n_steps):
+            if args.gradient_steps > 0:
+                n_gradient_steps = args.gradient_steps
+            elif args.train_freq == "step":
+                n_gradient_steps = 1
+            else:
+                n_gradient_steps = episode_steps  # -1: one gradient step per env step of the episode
+            for _ in range(n_gradient_steps):
                 n_updates += 1
-                stats |= train_step(actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer,
-                                    rb.sample(args.batch_size), n_updates % args.policy_delay == 0, args)
-        if episode_over:
-            episode_steps = 0
+                batch = rb.sample(args.batch_size)
+                stats |= train_step(
+                    actor=actor,
+                    actor_target=actor_target,
+                    qf=qf,
+                    qf_target=qf_target,
+                    actor_optimizer=actor_optimizer,
+                    q_optimizer=q_optimizer,
+                    batch=batch,
+                    update_actor=n_updates % args.policy_delay == 0,
+                    args=args,
+                )
 
         if global_step % args.log_freq == 0 and stats:
             values = {tag: value.item() for tag, value in stats.items()}
             bad = [tag for tag, value in values.items() if not np.isfinite(value)]
             if bad:
                 writer.close()
-                raise SystemExit(f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir}).")
+                raise SystemExit(
+                    f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir})."
+                )
             for tag, value in values.items():
                 writer.add_scalar(tag, value, global_step)
             writer.add_scalar("charts/SPS", global_step / (time.time() - start_time), global_step)
@@ -374,6 +468,10 @@ def main(args: Args) -> str:
             returns = evaluate(actor, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
+
+        if episode_over:
+            obs, _ = env.reset()  # once the episode's updates are done
+            episode_steps = 0
 
     if args.save_model:
         path = os.path.join(run_dir, f"{args.exp_name}.model")

@@ -12,9 +12,11 @@ import gamid_continuous_action as gamid
 def test_d_var_matches_hand_computation():
     # Three 2-D means at one state: mu0 = (0, 0), mu1 = (1, 0), mu2 = (0, 2).
     means = torch.tensor([[[0.0, 0.0]], [[1.0, 0.0]], [[0.0, 2.0]]])
-    expected = [-math.log(math.exp(-1) + math.exp(-4)),  # ||mu0-mu1||^2 = 1, ||mu0-mu2||^2 = 4
-                -math.log(math.exp(-1) + math.exp(-5)),  # ||mu1-mu0||^2 = 1, ||mu1-mu2||^2 = 5
-                -math.log(math.exp(-4) + math.exp(-5))]
+    expected = [
+        -math.log(math.exp(-1) + math.exp(-4)),  # ||mu0-mu1||^2 = 1, ||mu0-mu2||^2 = 4
+        -math.log(math.exp(-1) + math.exp(-5)),  # ||mu1-mu0||^2 = 1, ||mu1-mu2||^2 = 5
+        -math.log(math.exp(-4) + math.exp(-5)),
+    ]
     assert gamid.d_var(means)[:, 0].tolist() == pytest.approx(expected, rel=1e-6)
 
 
@@ -26,7 +28,8 @@ def test_d_var_gradient_pushes_gaussian_away_and_leaves_others_untouched():
     means = torch.tensor([[[0.0, 0.0]], [[1.0, 0.0]], [[0.0, 2.0]]], requires_grad=True)
     gamid.d_var(means)[0].sum().backward()
     grad = means.grad[0, 0]
-    # d D_var(0) / d mu0 = sum_j softmax_j(-d_0j) * 2 (mu0 - mu_j); ascent moves mu0 away from its nearest neighbour mu1.
+    # d D_var(0) / d mu0 = sum_j softmax_j(-d_0j) * 2 (mu0 - mu_j);
+    # ascent moves mu0 away from its nearest neighbour mu1.
     w1, w2 = math.exp(-1) / (math.exp(-1) + math.exp(-4)), math.exp(-4) / (math.exp(-1) + math.exp(-4))
     assert grad.tolist() == pytest.approx([2 * w1 * (0 - 1), 2 * w2 * (0 - 2)], rel=1e-6)
     assert torch.dot(grad, means[0, 0] - means[1, 0]).item() > 0
@@ -49,7 +52,7 @@ def test_each_mean_network_only_gets_gradient_from_its_own_loss():
         own = grads(lambda losses: losses[i])
         for g_total, g_own in zip(total, own):
             assert torch.allclose(g_total[i], g_own[i], atol=1e-7)  # sum over i gives theta[i] exactly grad loss_i
-            assert torch.count_nonzero(torch.cat([g_own[:i], g_own[i + 1:]])) == 0
+            assert torch.count_nonzero(torch.cat([g_own[:i], g_own[i + 1 :]])) == 0
     assert all(p.grad is None for p in qf.parameters())  # the critic is not trained by the actor loss
 
 
@@ -138,8 +141,13 @@ class TableQ(torch.nn.Module):
 
 
 def test_critic_target_is_max_over_gaussians_of_min_over_critics():
-    batch = gamid.Batch(obs=torch.zeros(2, 1), actions=torch.zeros(2, 1), rewards=torch.tensor([1.0, -1.0]),
-                        next_obs=torch.zeros(2, 1), terminated=torch.tensor([0.0, 1.0]))
+    batch = gamid.Batch(
+        obs=torch.zeros(2, 1),
+        actions=torch.zeros(2, 1),
+        rewards=torch.tensor([1.0, -1.0]),
+        next_obs=torch.zeros(2, 1),
+        terminated=torch.tensor([0.0, 1.0]),
+    )
     args = SimpleNamespace(gamma=0.9, policy_noise=0.0, noise_clip=0.5)
     y = gamid.td_target(FixedMeans(), TableQ(), batch, args)
     # State 0: a' = -0.5, 0.0, 0.5 -> min(Q1, Q2) = min(-5, 1.5), min(0, 4), min(5, 1.5) = -5, 0, 1.5 -> max 1.5.
@@ -150,8 +158,13 @@ def test_critic_target_is_max_over_gaussians_of_min_over_critics():
 def test_critic_target_chooses_the_gaussian_before_the_smoothing_noise(monkeypatch):
     """i* is chosen on the noise-free target means; the smoothing noise goes on mu'_i*(s') only."""
     monkeypatch.setattr(torch, "randn_like", torch.ones_like)  # every noise draw is +1: noise = +policy_noise
-    batch = gamid.Batch(obs=torch.zeros(2, 1), actions=torch.zeros(2, 1), rewards=torch.tensor([1.0, -1.0]),
-                        next_obs=torch.zeros(2, 1), terminated=torch.zeros(2))
+    batch = gamid.Batch(
+        obs=torch.zeros(2, 1),
+        actions=torch.zeros(2, 1),
+        rewards=torch.tensor([1.0, -1.0]),
+        next_obs=torch.zeros(2, 1),
+        terminated=torch.zeros(2),
+    )
     critic = TableQ()
     y = gamid.td_target(FixedMeans(), critic, batch, SimpleNamespace(gamma=0.9, policy_noise=0.3, noise_clip=0.5))
     # State 0, noise-free: min(Q1, Q2) at a = -0.5, 0.0, 0.5 is -5, 0, 1.5 -> i* = 2; a' = 0.5 + 0.3 = 0.8,
