@@ -36,6 +36,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 @dataclass
 class Args:
+    """PPO on MuJoCo. The task's preset (PRESETS: Table 9, corrected to RL Zoo v1.6.2) fills every field left
+    unset; the resolved values are printed at the start and saved to hyperparameters.json in the run directory."""
+
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment"""
     seed: int = 1
@@ -58,33 +61,33 @@ class Args:
     normalize: bool = True
     """normalize observations and rewards as SB3's VecNormalize (Table 9: True for every task)"""
     n_steps: Optional[int] = None
-    """env steps per environment in each rollout (preset: Table 9)"""
+    """env steps per environment in each rollout (preset: Table 9 / zoo)"""
     batch_size: Optional[int] = None
-    """minibatch size (preset: Table 9)"""
+    """minibatch size (preset: Table 9 / zoo)"""
     n_epochs: Optional[int] = None
-    """passes over each rollout (preset: Table 9)"""
+    """passes over each rollout (preset: Table 9 / zoo)"""
     learning_rate: Optional[float] = None
-    """Adam learning rate, constant (preset: Table 9)"""
+    """Adam learning rate, constant (preset: Table 9 / zoo)"""
     gamma: Optional[float] = None
-    """discount factor, also of the reward normalization (preset: Table 9)"""
+    """discount factor, also of the reward normalization (preset: Table 9 / zoo)"""
     gae_lambda: Optional[float] = None
-    """lambda of GAE (preset: Table 9)"""
+    """lambda of GAE (preset: Table 9 / zoo)"""
     clip_range: Optional[float] = None
-    """epsilon of the clipped surrogate objective (preset: Table 9)"""
+    """epsilon of the clipped surrogate objective (preset: Table 9 / zoo)"""
     ent_coef: Optional[float] = None
-    """weight of the entropy bonus (preset: Table 9)"""
+    """weight of the entropy bonus (preset: Table 9 / zoo)"""
     vf_coef: Optional[float] = None
-    """weight of the value loss (preset: Table 9)"""
+    """weight of the value loss (preset: Table 9 / zoo)"""
     max_grad_norm: Optional[float] = None
-    """clip of the global gradient norm (preset: Table 9)"""
+    """clip of the global gradient norm (preset: Table 9 / zoo)"""
     net_arch: Optional[tuple[int, ...]] = None
-    """hidden layer sizes of the policy and, separately, of the value network (preset: Table 9)"""
+    """hidden layer sizes of the policy and, separately, of the value network (preset: Table 9 / zoo)"""
     activation: Optional[Literal["tanh", "relu"]] = None
-    """activation of the hidden layers (preset: Table 9)"""
+    """activation of the hidden layers (preset: Table 9 / zoo)"""
     log_std_init: Optional[float] = None
-    """initial log-std of the Gaussian policy (preset: Table 9)"""
+    """initial log-std of the Gaussian policy (preset: Table 9 / zoo)"""
     ortho_init: Optional[bool] = None
-    """orthogonal initialization as SB3, else PyTorch's default (preset: Table 9)"""
+    """orthogonal initialization as SB3, else PyTorch's default (preset: Table 9 / zoo)"""
     normalize_advantage: bool = True
     """normalize the advantages within each minibatch (SB3's default)"""
 

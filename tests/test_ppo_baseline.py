@@ -347,3 +347,30 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_the_loss(tmp_path, monkeyp
     with pytest.raises(SystemExit) as stop:
         ppo.main(ppo.Args(runs_dir=str(tmp_path), **TINY))
     assert str(stop.value.code).startswith("losses/value_loss is nan at step 256; stopping")
+
+
+def renderer_works():
+    probe = (
+        "import gymnasium as gym; e = gym.make('InvertedPendulum-v4', render_mode='rgb_array'); "
+        "e.reset(seed=0); e.render()"
+    )
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
+    return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, timeout=120).returncode == 0
+
+
+def test_capture_video_records_evaluation_episodes_in_training_and_when_watching(tmp_path):
+    if not renderer_works():
+        pytest.skip("no offscreen OpenGL here (apt-get install libosmesa6, or MUJOCO_GL=egl with a GPU)")
+    env = os.environ | {"MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
+    script = os.path.join(ROOT, "ppo_baseline.py")
+    command = [sys.executable, script, "--env-id", "InvertedPendulum-v4", "--total-timesteps", "256"]
+    command += ["--n-steps", "128", "--batch-size", "32", "--net-arch", "16", "16", "--eval-freq", "128"]
+    command += ["--eval-episodes", "2", "--runs-dir", str(tmp_path), "--capture-video", "--save-model"]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
+    (run_dir,) = tmp_path.iterdir()
+    videos = sorted(path.name for path in (run_dir / "videos").glob("*.mp4"))
+    assert videos == [f"rl-video-episode-{i}.mp4" for i in range(4)]  # 2 evaluations x 2 episodes
+
+    watch = [sys.executable, script, "--evaluate", str(run_dir / "ppo_baseline.model"), "--eval-episodes", "3"]
+    subprocess.run(watch + ["--capture-video"], env=env, check=True, capture_output=True, timeout=300)
+    assert len(list((run_dir / "videos_evaluate").glob("*.mp4"))) == 3
