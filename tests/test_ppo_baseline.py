@@ -374,3 +374,27 @@ def test_capture_video_records_evaluation_episodes_in_training_and_when_watching
     watch = [sys.executable, script, "--evaluate", str(run_dir / "ppo_baseline.model"), "--eval-episodes", "3"]
     subprocess.run(watch + ["--capture-video"], env=env, check=True, capture_output=True, timeout=300)
     assert len(list((run_dir / "videos_evaluate").glob("*.mp4"))) == 3
+
+
+def test_time_limits_bootstrap_from_the_final_observation_in_a_vector_env(tmp_path, monkeypatch):
+    """Swimmer never terminates; its 1000-step time limit truncates each of two envs once, at step 999 of 1024."""
+    rollouts = []
+    real_compute_returns = ppo.RolloutBuffer.compute_returns
+
+    def recording_compute_returns(self, last_value, gamma, gae_lambda):
+        rollouts.append({name: getattr(self, name).clone() for name in ("terminations", "truncations", "episode_ends",
+                                                                        "final_values", "rewards")})  # fmt: skip
+        return real_compute_returns(self, last_value, gamma, gae_lambda)
+
+    monkeypatch.setattr(ppo.RolloutBuffer, "compute_returns", recording_compute_returns)
+    settings = TINY | dict(env_id="Swimmer-v4", n_envs=2, n_steps=512, total_timesteps=2048, eval_freq=10**6)
+    ppo.main(ppo.Args(runs_dir=str(tmp_path), **settings | dict(eval_episodes=1)))
+
+    truncations = torch.cat([rollout["truncations"] for rollout in rollouts])  # (1024 steps, 2 envs)
+    assert truncations.nonzero().tolist() == [[999, 0], [999, 1]]
+    assert torch.equal(torch.cat([rollout["episode_ends"] for rollout in rollouts]), truncations)
+    assert not any(rollout["terminations"].any() for rollout in rollouts)
+    final_values = torch.cat([rollout["final_values"] for rollout in rollouts])
+    assert final_values[999].abs().min() > 0 and not final_values[truncations == 0].any()  # V(final obs), there only
+    rewards = torch.cat([rollout["rewards"] for rollout in rollouts])
+    assert rewards[1000].abs().min() > 0  # the next step is the new episode's first, not a reset with reward 0
