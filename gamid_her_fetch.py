@@ -682,13 +682,20 @@ def main(args: Args) -> str:
     selected = torch.zeros(args.n_actors, device=device)  # per-Gaussian selection counts of this log interval
     recent_returns, recent_successes = deque(maxlen=20), deque(maxlen=20)
     stats, n_updates, last_checkpoint, start_step = {}, 0, 0, 1
-    if checkpoint:  # everything the loop carries from one step to the next, as the interrupted run left it
-        for name, state in (("actor", actor), ("actor_target", actor_target), ("qf", qf), ("qf_target", qf_target)):
-            state.load_state_dict(checkpoint[name])
-        actor_optimizer.load_state_dict(checkpoint["actor_optimizer"])
-        q_optimizer.load_state_dict(checkpoint["q_optimizer"])
-        normalizer.load_state_dict(checkpoint["normalizer"])
-        rb.load_state_dict(checkpoint["replay_buffer"])
+    # Run control: what a checkpoint holds besides the loop's counters, all with state_dict / load_state_dict.
+    learner = {
+        "actor": actor,
+        "actor_target": actor_target,
+        "qf": qf,
+        "qf_target": qf_target,
+        "actor_optimizer": actor_optimizer,
+        "q_optimizer": q_optimizer,
+        "normalizer": normalizer,
+        "replay_buffer": rb,
+    }
+    if checkpoint:  # continue exactly where the interrupted run stopped
+        for name, part in learner.items():
+            part.load_state_dict(checkpoint[name])
         selected.copy_(checkpoint["selected"])
         recent_returns.extend(checkpoint["recent_returns"])
         recent_successes.extend(checkpoint["recent_successes"])
@@ -809,16 +816,8 @@ def main(args: Args) -> str:
             if episode_over or finished:
                 due = global_step - last_checkpoint >= args.checkpoint_freq or finished
                 if (args.checkpoint_freq and due) or stop.received:
-                    checkpoint_state = {
+                    checkpoint_state = {name: part.state_dict() for name, part in learner.items()} | {
                         "step": global_step,
-                        "actor": actor.state_dict(),
-                        "actor_target": actor_target.state_dict(),
-                        "qf": qf.state_dict(),
-                        "qf_target": qf_target.state_dict(),
-                        "actor_optimizer": actor_optimizer.state_dict(),
-                        "q_optimizer": q_optimizer.state_dict(),
-                        "normalizer": normalizer.state_dict(),
-                        "replay_buffer": rb.state_dict(),
                         "selected": selected,
                         "recent_returns": list(recent_returns),
                         "recent_successes": list(recent_successes),

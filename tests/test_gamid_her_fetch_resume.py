@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "gamid_her_fetch.py")
@@ -21,7 +22,7 @@ TINY = [
     "--net-arch", "32", "32", "--n-actors", "2", "--buffer-size", "1000", "--normalize-obs", "--eval-freq", "500",
     "--eval-episodes", "2", "--log-freq", "100", "--checkpoint-freq", "200", "--save-model", "--no-cuda",
 ]  # fmt: skip
-ENV = os.environ | {"OMP_NUM_THREADS": "1"}
+ENV = os.environ | {"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 COMPARED_TAGS = (
     "charts/episodic_return",
     "eval/episodic_return",
@@ -34,9 +35,9 @@ COMPARED_TAGS = (
 )
 
 
-def start(runs_dir, *flags) -> subprocess.Popen:
+def start(runs_dir, *flags, env=ENV) -> subprocess.Popen:
     command = [sys.executable, SCRIPT, *TINY, "--runs-dir", str(runs_dir), *flags]
-    return subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def resume(run_dir, *flags) -> subprocess.CompletedProcess:
@@ -119,6 +120,11 @@ def test_sigkill_resumes_from_the_last_periodic_checkpoint(uninterrupted, tmp_pa
     process.communicate(timeout=60)
     step = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)["step"]
     assert 200 <= step < 1500 and not os.path.exists(os.path.join(run_dir, "gamid_her_fetch.model"))
+    # A long run flushes its logs every 2 minutes, so a kill can leave logged steps past the last checkpoint on
+    # disk. Such steps (here written by hand) must not survive the resume as duplicates.
+    with SummaryWriter(run_dir) as stale:
+        stale.add_scalar("charts/episodic_return", 123.0, step + 50)
+        stale.add_scalar("losses/qf_loss", 123.0, step + 100)
 
     result = resume(run_dir)
     assert result.returncode == 0, result.stderr
@@ -167,3 +173,15 @@ def test_evaluate_watches_a_saved_model_or_checkpoint_and_trains_nothing(uninter
     # The run's last evaluation used the same seeds and model: the same mean return.
     assert result.stdout.strip().splitlines()[-1].startswith(f"{path}: return {mean:.1f} +- ")
     assert os.listdir(tmp_path) == []
+
+
+def test_track_logs_to_weights_and_biases_offline(tmp_path):
+    """--track as CleanRL: a W&B run with the hyperparameters as config and TensorBoard synced (offline: no network)."""
+    flags = ["--track", "--total-timesteps", "400", "--checkpoint-freq", "0", "--wandb-project-name", "test"]
+    process = start(tmp_path / "runs", *flags, env=ENV | {"WANDB_DIR": str(tmp_path)})
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    (run,) = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
+    (log,) = glob.glob(os.path.join(run, "run-*.wandb"))
+    records = open(log, "rb").read()  # the offline run's records: config and synced TensorBoard scalars
+    assert b"n_actors" in records and b"eval/success_rate" in records and b"charts/episodic_return" in records
