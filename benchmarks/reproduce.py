@@ -672,7 +672,8 @@ def summarize(out_dir: str) -> dict:
         without = [f"{column}: {cells[column]['status']}" for column in COLUMNS if (task, column) not in curves]
         if without:  # every method is in the figure, as a curve or as the reason it has none
             fig.text(0.01, 0.01, "no curve: " + "; ".join(without), fontsize=6, wrap=True)
-        ax.set(title=f"{task}: mean ± 1 std over seeds", xlabel="environment steps", ylabel=", ".join(metrics))
+        task_metrics = ", ".join(sorted({row["metric"] for row in rows if row["task"] == task}))
+        ax.set(title=f"{task}: mean ± 1 std over seeds", xlabel="environment steps", ylabel=task_metrics)
         ax.legend()
         fig.tight_layout(rect=(0, 0.05 if without else 0, 1, 1))
         fig.savefig(os.path.join(out_dir, f"curves_{task}.png"), dpi=100)
