@@ -211,29 +211,33 @@ def linear_schedule(initial: float, final: float, fraction: float, total: int, s
 
 
 class EnsembleMLP(nn.Module):
-    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a loop.
+    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a Python loop over members.
 
-    Input (n, B, in) or (1, B, in) broadcast to every member; output (n, B, out). Each member is
-    initialised like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
+    Input (n, B, in), or (1, B, in) broadcast to every member; output (n, B, out). Each member is initialised
+    like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
     """
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
         super().__init__()
         dims = (in_dim, *hidden, out_dim)
-        bounds = [d**-0.5 for d in dims[:-1]]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(n, i, o).uniform_(-b, b)) for i, o, b in zip(dims, dims[1:], bounds)
-        )
-        self.biases = nn.ParameterList(
-            nn.Parameter(torch.empty(n, 1, o).uniform_(-b, b)) for o, b in zip(dims[1:], bounds)
-        )
+        # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
+        self.weights = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.weights.append(nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)))
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
-        layers = [(w[:members], b[:members]) for w, b in zip(self.weights, self.biases)]
-        x = x.expand(layers[0][0].shape[0], -1, -1)
-        for i, (w, b) in enumerate(layers):
-            x = torch.baddbmm(b, x, w)
-            if i < len(layers) - 1:
+        if members is None:
+            members = len(self.weights[0])
+        x = x.expand(members, -1, -1)
+        last = len(self.weights) - 1
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
+            if layer < last:
                 x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
@@ -258,29 +262,30 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
         """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
-        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)
-        return self.net(x.reshape(1, -1, x.shape[-1]), members).view(members, *actions.shape[:-1])
+        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
+        x = torch.cat([obs, actions], dim=-1)
+        q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
+        return q.view(members, *actions.shape[:-1])
 
 
 def d_var(means: torch.Tensor) -> torch.Tensor:
-    """D_var(i) = -log sum_{j != i} exp(-||mu_i - sg(mu_j)||^2), Eq. 4 (Sigma = I, uniform weights folded into tau).
+    """D_var(i) = -log sum_{j != i} exp(-||mu_i - sg(mu_j)||^2), Eq. 4 with Sigma = I. means (N, B, act) -> (N, B).
 
-    means (N, B, act) -> (N, B). The other Gaussians are constants for Gaussian i (Alg. 1 line 13),
+    Eq. 4 takes Sigma = I, not the acting covariance sigma^2 I (whose exact Gaussian KL would scale the squared
+    distances by 1 / (2 sigma^2) = 50); Table 5's temperatures were tuned with Sigma = I, and the uniform mixture
+    weights are folded into the temperature. The other Gaussians are constants for Gaussian i (Alg. 1 line 13),
     so mu_j is detached. With N = 1 the sum is empty and the term is 0: Gamid reduces to TD3.
     """
     n = means.shape[0]
     if n == 1:
         return means.new_zeros(means.shape[:2])
     sq_dist = (means.unsqueeze(1) - means.detach().unsqueeze(0)).pow(2).sum(-1)  # [i, j, B]
-    not_self = ~torch.eye(n, dtype=torch.bool, device=means.device).unsqueeze(-1)
-    return -torch.logsumexp((-sq_dist).masked_fill(~not_self, float("-inf")), dim=1)
+    is_self = torch.eye(n, dtype=torch.bool, device=means.device).unsqueeze(-1)
+    return -torch.logsumexp((-sq_dist).masked_fill(is_self, float("-inf")), dim=1)
 
 
 def epsilon_greedy_weights(q: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Mixture weights of paper §3.1 from q (N, B) = Q1(s, mu_i(s)): 1 - eps + eps/N for the argmax, eps/N otherwise.
-
-    -> (B, N).
-    """
+    """Mixture weights of §3.1: 1 - eps + eps/N for argmax_i q_i, eps/N for the others. q (N, B) -> (B, N)."""
     n = q.shape[0]
     return (1 - epsilon) * F.one_hot(q.argmax(0), n).to(q.dtype) + epsilon / n
 
@@ -291,9 +296,14 @@ def gmm_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, epsilon: floa
 
     obs (B, obs) -> actions (B, act) in the [-1, 1] scale and the chosen Gaussians n (B,).
     """
-    means = actor(obs)
-    n = torch.multinomial(epsilon_greedy_weights(qf(obs, means, members=1)[0], epsilon), 1).squeeze(1)
-    mean = means[n, torch.arange(obs.shape[0], device=obs.device)]
+    means = actor(obs)  # (N, B, act)
+    states = torch.arange(obs.shape[0], device=obs.device)
+    if means.shape[0] == 1:
+        n = torch.zeros_like(states)  # one Gaussian: nothing to choose and nothing drawn, exactly as TD3 acts
+    else:
+        weights = epsilon_greedy_weights(qf(obs, means, members=1)[0], epsilon)  # (B, N)
+        n = torch.multinomial(weights, 1).squeeze(1)
+    mean = means[n, states]
     return (mean + noise_std * torch.randn_like(mean)).clamp(-1, 1), n
 
 
@@ -310,6 +320,8 @@ def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> torch.T
 
 
 class Batch(NamedTuple):
+    """A minibatch of transitions; actions in the [-1, 1] scale."""
+
     obs: torch.Tensor
     actions: torch.Tensor
     rewards: torch.Tensor
@@ -481,9 +493,9 @@ def td_target(actor_target: GaussianMeans, qf_target: TwinQ, batch: Batch, args:
 
 
 def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float):
-    """Alg. 1 lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - tau_t mean_s D_var(i).
+    """Alg. 1 lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - temperature mean_s D_var(i).
 
-    -> (losses (N,), D_var (N,)).
+    Returns the losses (N,) and the diversity terms mean_s D_var(i) (N,).
     """
     means = actor(obs)
     qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
@@ -502,6 +514,7 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 def train_step(
+    *,
     actor: GaussianMeans,
     actor_target: GaussianMeans,
     qf: TwinQ,
@@ -515,7 +528,7 @@ def train_step(
 ) -> dict:
     """One gradient step of Alg. 1 (lines 9-16) on TD3. Returns detached diagnostics (no host sync).
 
-    benchmarks/sps.py times this function, found by its name, on a batch from the buffer's `sample`.
+    benchmarks/sps.py times this function by name, with batches from ReplayBuffer.sample.
     """
     # Line 11: regress both critics on the target y of line 10.
     q = qf(batch.obs, batch.actions)  # (2, B)
@@ -537,7 +550,7 @@ def train_step(
         losses.sum().backward()
         actor_optimizer.step()
 
-        # Line 16, as Polyak averaging after each actor update (TD3).
+        # Line 16 (alpha = 1 - tau), after each actor update as in TD3.
         polyak_update(actor_target, actor, args.tau)
         polyak_update(qf_target, qf, args.tau)
         stats["losses/actor_loss"] = losses.detach().sum()
@@ -546,10 +559,12 @@ def train_step(
 
 
 def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """[-1, 1] -> the env's [low, high]."""
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
 def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """The env's [low, high] -> [-1, 1]."""
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
@@ -711,13 +726,19 @@ def main(args: Args) -> str:
     with StopSignal() as stop:
         for global_step in range(start_step, args.total_timesteps + 1):
             temperature = linear_schedule(
-                args.temperature_initial, args.temperature_final, args.temperature_fraction,
-                args.total_timesteps, global_step,
-            )  # fmt: skip
+                initial=args.temperature_initial,
+                final=args.temperature_final,
+                fraction=args.temperature_fraction,
+                total=args.total_timesteps,
+                step=global_step,
+            )
             epsilon = linear_schedule(
-                args.epsilon_initial, args.epsilon_final, args.epsilon_fraction,
-                args.total_timesteps, global_step,
-            )  # fmt: skip
+                initial=args.epsilon_initial,
+                final=args.epsilon_final,
+                fraction=args.epsilon_fraction,
+                total=args.total_timesteps,
+                step=global_step,
+            )
 
             # Alg. 1 lines 3-8. Before learning_starts, uniform random actions.
             if global_step <= args.learning_starts:
