@@ -39,7 +39,7 @@ From [C]:
 Assumed (the PMOE paper's hyperparameter table could not be read here):
   - SAC's MuJoCo hyperparameters (Haarnoja et al., 2018) for every task: Adam 3e-4, batch 256,
     256x256 ReLU networks, tau 0.005, gamma 0.99 on every task (Swimmer included: the Gamid paper's
-    PMOE Swimmer score, 50, is what SAC scores there with gamma 0.99), one update per env step, buffer 1e6;
+    PMOE Swimmer score, 50, is about what SAC scores there with gamma 0.99), one update per env step, buffer 1e6;
   - K = 4 experts (the default of an rlkit PMOE-SAC trainer in public, non-author code; [C]'s demo uses 2);
   - 10,000 uniformly random steps before learning, as every other MuJoCo preset of this repository
     (the Gamid paper's Tables 3, 6 and 7), so all Table 1 columns share the warm-up.
@@ -209,7 +209,7 @@ class EnsembleMLP(nn.Module):
     """`n` independent ReLU MLPs evaluated together: one batched matmul per layer.
 
     Input (n, B, in) or (1, B, in) broadcast to every member; output (n, B, out). Each member is
-    initialised like nn.Linear. `members=m` evaluates only the first m.
+    initialised like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
     """
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
@@ -259,16 +259,17 @@ class MixtureOfExperts(nn.Module):
 
 
 class TwinQ(nn.Module):
-    """SAC's two critics as one two-member ensemble."""
+    """TD3's two critics as one two-member ensemble."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
         super().__init__()
         self.net = EnsembleMLP(2, obs_dim + act_dim, 1, hidden)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
-        """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading component axis; -> (members, ..., B)."""
+        """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
         x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)
-        return self.net(x.reshape(1, -1, x.shape[-1]), members).view(members, *actions.shape[:-1])
+        q = self.net(x.reshape(1, -1, x.shape[-1]), members)
+        return q.view(members, *actions.shape[:-1])
 
 
 def expert_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -298,21 +299,15 @@ def mixture_log_prob(
     return torch.logsumexp(log_weights + log_normal, dim=-2) - log_det
 
 
-def sample_mixture(
-    mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch.Tensor, greedy: bool = False
-) -> torch.Tensor:
+def sample_mixture(mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
     """A pre-squash action u (B, act) per state: component c ~ Categorical(w), u = mu_c + sigma_c eps.
 
-    The component is drawn by the Gumbel-max trick (no host sync). greedy: the mean of the most
-    probable component (ties, as with uniform weights, go to the lowest index), no sampling.
+    The component is drawn by the Gumbel-max trick (no host sync).
     """
-    if greedy:
-        scores, u = log_weights, mean
-    else:
-        scores = log_weights - torch.empty_like(log_weights).exponential_().log()
-        u = mean + log_std.exp() * torch.randn_like(mean)
-    c = scores.argmax(0)  # (B,)
-    return u.gather(0, c[None, :, None].expand(1, -1, u.shape[-1]))[0]
+    gumbel = -torch.empty_like(log_weights).exponential_().log()
+    c = (log_weights + gumbel).argmax(0)  # (B,)
+    u = mean + log_std.exp() * torch.randn_like(mean)  # (K, B, act): every component samples, c picks one
+    return u[c, torch.arange(u.shape[1], device=u.device)]
 
 
 def pick(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
