@@ -10,6 +10,7 @@ gamid_continuous_action.py, which with --n-actors 1 computes this run, seed for 
 import json
 import os
 import random
+import signal
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -79,6 +80,19 @@ class Args:
     """episodes per evaluation"""
     log_freq: int = 1_000
     """TensorBoard scalars every this many env steps"""
+
+    checkpoint_freq: int = 50_000
+    """write checkpoint.pt every this many env steps, at the end of an episode (0 = never)"""
+    resume: Optional[str] = None
+    """continue the run in this directory from its checkpoint.pt, with the run's saved hyperparameters"""
+    evaluate: Optional[str] = None
+    """watch a saved model or checkpoint: --eval-episodes greedy episodes, print mean +- std, train nothing"""
+    track: bool = False
+    """log the run to Weights & Biases (TensorBoard synced, hyperparameters as config, videos)"""
+    wandb_project_name: str = "gamid-pg"
+    """the Weights & Biases project"""
+    wandb_entity: Optional[str] = None
+    """the Weights & Biases team or user"""
 
 
 # Paper Table 3 (shared TD3 hyperparameters, MuJoCo), one entry per column. The cells every column shares
@@ -262,6 +276,21 @@ class ReplayBuffer:
         idx = torch.randint(0, stored, (batch_size,), device=self.device)
         return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
 
+    def state_dict(self) -> dict:
+        """The filled part of the buffer and the write position, for checkpoints."""
+        state = {"pos": self.pos, "full": self.full}
+        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            data = getattr(self, name)
+            # torch.save writes a slice's whole storage: copy out the filled part unless it is all of it.
+            state[name] = data if self.full else data[: self.pos].clone()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pos = state["pos"]
+        self.full = state["full"]
+        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            getattr(self, name)[: len(state[name])] = state[name]
+
 
 @torch.no_grad()
 def td_target(actor_target: Actor, qf_target: TwinQ, batch: Batch, args: Args) -> torch.Tensor:
@@ -368,9 +397,18 @@ def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env
 
 def main(args: Args) -> str:
     """Train TD3; returns the run directory."""
+    if args.evaluate:
+        return watch(args)  # run control: watch a saved model, train nothing
+    checkpoint = None
+    if args.resume:
+        args = resume_args(args)  # run control: the run's saved hyperparameters
+        checkpoint = load_checkpoint(args.resume)
+        if checkpoint["step"] >= args.total_timesteps:
+            print(f"{args.resume} already finished at step {checkpoint['step']}; nothing to do.")
+            return args.resume
     args = resolve_args(args)
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
+    run_dir = args.resume or os.path.join(args.runs_dir, run_name)
     env = make_env(args.env_id, args.seed)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
     eval_env = make_env(args.env_id, args.seed, video_dir)
@@ -380,12 +418,16 @@ def main(args: Args) -> str:
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
-    writer = SummaryWriter(run_dir)
+    if args.track:
+        start_tracking(args, run_name=os.path.basename(run_dir))  # before the SummaryWriter, which it syncs
+    # A resumed run drops whatever the interrupted one logged after its checkpoint: no step is logged twice.
+    writer = SummaryWriter(run_dir, purge_step=checkpoint["step"] + 1 if checkpoint else None)
     hyperparameters = asdict(args)
-    rows = "\n".join(f"|{name}|{value}|" for name, value in hyperparameters.items())
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
-    with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
-        json.dump(hyperparameters, f, indent=2)
+    if not checkpoint:
+        rows = "\n".join(f"|{name}|{value}|" for name, value in hyperparameters.items())
+        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
+        with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
+            json.dump(hyperparameters, f, indent=2)
     print("hyperparameters: " + ", ".join(f"{name}={value}" for name, value in hyperparameters.items()))
 
     obs_dim = env.observation_space.shape[0]
@@ -404,74 +446,122 @@ def main(args: Args) -> str:
     stats = {}
     n_updates = 0
     episode_steps = 0
+    last_checkpoint = 0
+    start_step = 1
+    if checkpoint:  # run control: continue where the checkpoint left off, every random stream included
+        actor.load_state_dict(checkpoint["actor"])
+        actor_target.load_state_dict(checkpoint["actor_target"])
+        qf.load_state_dict(checkpoint["qf"])
+        qf_target.load_state_dict(checkpoint["qf_target"])
+        actor_optimizer.load_state_dict(checkpoint["actor_optimizer"])
+        q_optimizer.load_state_dict(checkpoint["q_optimizer"])
+        rb.load_state_dict(checkpoint["buffer"])
+        recent_returns.extend(checkpoint["recent_returns"])
+        stats = {tag: value.to(device) for tag, value in checkpoint["stats"].items()}
+        n_updates = checkpoint["n_updates"]
+        last_checkpoint = checkpoint["step"]
+        start_step = checkpoint["step"] + 1
+        restore_random_states(checkpoint["random"], [env])
+        obs, _ = env.reset()  # no seed: the restored generator draws the start the interrupted run would have
+    else:
+        obs, _ = env.reset(seed=args.seed)
     start_time = last_print = time.time()
-    obs, _ = env.reset(seed=args.seed)
-    for global_step in range(1, args.total_timesteps + 1):
-        # Act: before learning_starts uniformly at random, then a = clip(mu(s) + N(0, sigma^2 I), -1, 1).
-        if global_step <= args.learning_starts:
-            action = from_env_action(env.action_space.sample(), env.action_space)
-        else:
-            with torch.no_grad():
-                obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
-                mean = actor(obs_tensor[None])
-                action = (mean + args.noise_std * torch.randn_like(mean)).clamp(-1, 1)[0].cpu().numpy()
-        next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
-        rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through time limits
-        obs = next_obs
-        episode_steps += 1
-        episode_over = terminated or truncated
-        if episode_over:
-            recent_returns.append(float(info["episode"]["r"]))
-            writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
-            writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
-
-        # Train after every env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
-        if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
-            if args.gradient_steps > 0:
-                n_gradient_steps = args.gradient_steps
-            elif args.train_freq == "step":
-                n_gradient_steps = 1
+    with StopSignal() as stop:
+        for global_step in range(start_step, args.total_timesteps + 1):
+            # Act: before learning_starts uniformly at random, then a = clip(mu(s) + N(0, sigma^2 I), -1, 1).
+            if global_step <= args.learning_starts:
+                action = from_env_action(env.action_space.sample(), env.action_space)
             else:
-                n_gradient_steps = episode_steps  # -1: one gradient step per env step of the episode
-            for _ in range(n_gradient_steps):
-                n_updates += 1
-                batch = rb.sample(args.batch_size)
-                stats |= train_step(
-                    actor=actor,
-                    actor_target=actor_target,
-                    qf=qf,
-                    qf_target=qf_target,
-                    actor_optimizer=actor_optimizer,
-                    q_optimizer=q_optimizer,
-                    batch=batch,
-                    update_actor=n_updates % args.policy_delay == 0,
-                    args=args,
-                )
+                with torch.no_grad():
+                    obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
+                    mean = actor(obs_tensor[None])
+                    action = (mean + args.noise_std * torch.randn_like(mean)).clamp(-1, 1)[0].cpu().numpy()
+            next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
+            rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through time limits
+            obs = next_obs
+            episode_steps += 1
+            episode_over = terminated or truncated
+            if episode_over:
+                recent_returns.append(float(info["episode"]["r"]))
+                writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
+                writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
 
-        if global_step % args.log_freq == 0 and stats:
-            values = {tag: value.item() for tag, value in stats.items()}
-            bad = [tag for tag, value in values.items() if not np.isfinite(value)]
-            if bad:
-                writer.close()
-                raise SystemExit(
-                    f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir})."
-                )
-            for tag, value in values.items():
-                writer.add_scalar(tag, value, global_step)
-            writer.add_scalar("charts/SPS", global_step / (time.time() - start_time), global_step)
-        if time.time() - last_print > 5:
-            last_print = time.time()
-            recent = f"{np.mean(recent_returns):.1f}" if recent_returns else "n/a"
-            print(f"step {global_step}, SPS {global_step / (last_print - start_time):.0f}, recent return {recent}")
+            # Train after every env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
+            if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
+                if args.gradient_steps > 0:
+                    n_gradient_steps = args.gradient_steps
+                elif args.train_freq == "step":
+                    n_gradient_steps = 1
+                else:
+                    n_gradient_steps = episode_steps  # -1: one gradient step per env step of the episode
+                for _ in range(n_gradient_steps):
+                    n_updates += 1
+                    batch = rb.sample(args.batch_size)
+                    stats |= train_step(
+                        actor=actor,
+                        actor_target=actor_target,
+                        qf=qf,
+                        qf_target=qf_target,
+                        actor_optimizer=actor_optimizer,
+                        q_optimizer=q_optimizer,
+                        batch=batch,
+                        update_actor=n_updates % args.policy_delay == 0,
+                        args=args,
+                    )
 
-        if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
-            returns = evaluate(actor, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
-            writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
-            print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
+            if global_step % args.log_freq == 0 and stats:
+                values = {tag: value.item() for tag, value in stats.items()}
+                bad = [tag for tag, value in values.items() if not np.isfinite(value)]
+                if bad:
+                    writer.close()
+                    raise SystemExit(
+                        f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir})."
+                    )
+                for tag, value in values.items():
+                    writer.add_scalar(tag, value, global_step)
+                steps_per_second = (global_step - start_step + 1) / (time.time() - start_time)
+                writer.add_scalar("charts/SPS", steps_per_second, global_step)
+            if time.time() - last_print > 5:
+                last_print = time.time()
+                print(progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns))
 
-        if episode_over:
-            obs, _ = env.reset()  # once the episode's updates are done
-            episode_steps = 0
+            if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+                returns = evaluate(actor, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
+                writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+                print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
+
+            # Run control: at an episode's end (and at the last step), checkpoint when due or asked to stop.
+            finished = global_step == args.total_timesteps
+            if episode_over or finished:
+                due = global_step - last_checkpoint >= args.checkpoint_freq or finished
+                if (args.checkpoint_freq > 0 and due) or stop.received:
+                    state = {
+                        "step": global_step,
+                        "args": asdict(args),
+                        "actor": actor.state_dict(),
+                        "actor_target": actor_target.state_dict(),
+                        "qf": qf.state_dict(),
+                        "qf_target": qf_target.state_dict(),
+                        "actor_optimizer": actor_optimizer.state_dict(),
+                        "q_optimizer": q_optimizer.state_dict(),
+                        "buffer": rb.state_dict(),
+                        "recent_returns": list(recent_returns),
+                        "stats": stats,
+                        "n_updates": n_updates,
+                        "random": random_states([env]),
+                    }
+                    save_checkpoint(state, run_dir)
+                    last_checkpoint = global_step
+                if stop.received and not finished:
+                    writer.close()
+                    if args.track:
+                        finish_tracking(None)
+                    script = os.path.relpath(__file__)
+                    print(f"interrupted at step {global_step}; resume with: python {script} --resume {run_dir}")
+                    raise SystemExit(INTERRUPTED_EXIT_CODE)
+            if episode_over:
+                obs, _ = env.reset()  # after the checkpoint: a resumed run draws the same start
+                episode_steps = 0
 
     if args.save_model:
         path = os.path.join(run_dir, f"{args.exp_name}.model")
@@ -480,7 +570,163 @@ def main(args: Args) -> str:
     env.close()
     eval_env.close()
     writer.close()
+    if args.track:
+        finish_tracking(video_dir)
     return run_dir
+
+
+# ==============================================================================================================
+# Run control: checkpoints, signals, resume, tracking. Not part of the algorithm: a fork may delete this section
+# and the few lines of main() that call it.
+# ==============================================================================================================
+INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL ("try again later"): benchmarks/reproduce.py resumes runs that exit so
+
+
+class StopSignal:
+    """Remembers a SIGTERM, SIGUSR1 or SIGINT, so the loop can finish its episode and checkpoint before exiting."""
+
+    def __init__(self):
+        self.received = None
+        self.previous_handlers = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+            self.previous_handlers[signum] = signal.signal(signum, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.received and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once, without a checkpoint
+        self.received = signal.Signals(signum).name
+        print(f"{self.received} received: finishing this episode, then saving a checkpoint.", flush=True)
+
+    def __exit__(self, *exception):
+        for signum, handler in self.previous_handlers.items():
+            signal.signal(signum, handler)
+
+
+def random_states(envs: list) -> dict:
+    """Every random stream a run draws from: Python, NumPy, torch (CPU and GPU), each env and its action space."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "envs": [env.unwrapped.np_random.bit_generator.state for env in envs],
+        "action_spaces": [env.action_space.np_random.bit_generator.state for env in envs],
+    }
+
+
+def restore_random_states(states: dict, envs: list) -> None:
+    """Put every random stream back where random_states() found it."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    for env, env_state, space_state in zip(envs, states["envs"], states["action_spaces"]):
+        env.unwrapped.np_random.bit_generator.state = env_state
+        env.action_space.np_random.bit_generator.state = space_state
+
+
+def save_checkpoint(state: dict, run_dir: str) -> None:
+    """Write run_dir/checkpoint.pt atomically: a crash during the write leaves the previous checkpoint whole."""
+    path = os.path.join(run_dir, "checkpoint.pt")
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)  # a rename is atomic on POSIX file systems
+
+
+def load_checkpoint(path: str) -> dict:
+    """A run directory's checkpoint.pt (or the file itself); one sentence and a non-zero exit if it is unusable."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "checkpoint.pt")
+    if not os.path.exists(path):
+        raise SystemExit(f"There is no checkpoint at {path}; runs write one every --checkpoint-freq steps.")
+    try:
+        # weights_only=False: the file holds random states and hyperparameters, and we wrote it ourselves.
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise SystemExit(f"{path} cannot be read ({type(error).__name__}): it is truncated or corrupt.")
+
+
+def resume_args(args):
+    """The hyperparameters saved in args.resume; a flag given now that contradicts them is refused."""
+    path = os.path.join(args.resume, "hyperparameters.json")
+    if not os.path.exists(path):
+        raise SystemExit(f"{args.resume} is not a run directory of this script (no hyperparameters.json).")
+    with open(path) as f:
+        saved = json.load(f)
+    defaults = asdict(type(args)())
+    for name, value in asdict(args).items():
+        as_saved = json.loads(json.dumps(value))  # tuples become lists, as in the file
+        changed = value != defaults[name] and as_saved != saved.get(name)
+        if name not in ("resume", "evaluate") and changed:
+            raise SystemExit(f"--{name.replace('_', '-')} {value} conflicts with the run's saved value {saved[name]}.")
+    fields = {name: tuple(value) if isinstance(value, list) else value for name, value in saved.items()}
+    return type(args)(**{**fields, "resume": args.resume})
+
+
+def start_tracking(args, run_name: str) -> None:
+    """Log to Weights & Biases as CleanRL does; call before creating the SummaryWriter, which it syncs."""
+    import wandb  # imported only with --track
+
+    wandb.init(
+        project=args.wandb_project_name,
+        entity=args.wandb_entity,
+        name=run_name,
+        id=run_name.replace(".", "-"),  # a resumed run continues the same W&B run
+        resume="allow",
+        config=asdict(args),
+        sync_tensorboard=True,
+        save_code=True,
+    )
+
+
+def finish_tracking(video_dir) -> None:
+    """Upload the recorded evaluation videos, if any, and close the W&B run."""
+    import wandb
+
+    if video_dir and os.path.isdir(video_dir):
+        for name in sorted(os.listdir(video_dir)):
+            if name.endswith(".mp4"):
+                wandb.log({"videos": wandb.Video(os.path.join(video_dir, name), format="mp4")})
+    wandb.finish()
+
+
+def progress_line(step: int, total: int, start_step: int, start_time: float, recent_returns) -> str:
+    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m, recent return 512.3`: what a person watching wants to see."""
+    steps_per_second = (step - start_step + 1) / max(time.time() - start_time, 1e-9)
+    seconds_left = int((total - step) / max(steps_per_second, 1e-9))
+    eta = f"{seconds_left // 3600}h{seconds_left % 3600 // 60:02d}m{seconds_left % 60:02d}s"
+    recent = f"{np.mean(recent_returns):.1f}" if len(recent_returns) else "n/a"
+    return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
+
+
+def watch(args: Args) -> str:
+    """--evaluate PATH: greedy episodes of a saved model (--save-model) or checkpoint; trains nothing.
+
+    Episode i starts from --seed + 10_000 + i: with the run's seed, the start states of its evaluations.
+    """
+    if not os.path.exists(args.evaluate):
+        raise SystemExit(f"There is no saved model or checkpoint at {args.evaluate}.")
+    saved = load_checkpoint(args.evaluate)
+    run = Args(**{**saved["args"], "net_arch": tuple(saved["args"]["net_arch"])})
+    run_dir = args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(args.evaluate)
+    video_dir = os.path.join(run_dir, "videos_evaluate") if args.capture_video else None
+    env = make_env(run.env_id, args.seed, video_dir)
+    obs_dim = env.observation_space.shape[0]
+    act_dim = env.action_space.shape[0]
+    actor = Actor(obs_dim, act_dim, run.net_arch)
+    actor.load_state_dict(saved["actor"])
+    returns = evaluate(actor, env, args.eval_episodes, torch.device("cpu"), seed=args.seed + 10_000)
+    env.close()
+    print(f"eval return {np.mean(returns):.1f} +- {np.std(returns):.1f} over {args.eval_episodes} episodes")
+    return run_dir
+
+
+# ==============================================================================================================
+# End of run control.
+# ==============================================================================================================
 
 
 if __name__ == "__main__":
