@@ -8,12 +8,17 @@ K = 1 is plain SAC. Actor and critics see `observation` + `desired_goal`. The re
 whole episodes and relabels goals when sampling (HER, `future` strategy, Andrychowicz et al., 2017).
 Fetch episodes end by their 50-step time limit only: every transition bootstraps.
 
-The task's preset (the paper's Table 8) fills every field left unset; the resolved values are
-printed at the start and saved to `hyperparameters.json` in the run directory.
+Hyperparameters: the task's column of the paper's Table 8 fills every field left unset; a flag given
+on the command line wins. Table 8 prints no tau, train_freq or gradient_steps: tau is the 0.05 of the
+zoo's SAC Fetch entries (which Table 8 otherwise transcribes), training is SB3 1.6.2's SAC default, one
+gradient step per env step. The resolved values are printed at the start and saved to the run
+directory's `hyperparameters.json`.
 
     python sacm_her_fetch.py --env-id FetchPush-v1                    # SACM, K = 3
     python sacm_her_fetch.py --env-id FetchPush-v1 --n-components 1   # SAC
-    python sacm_her_fetch.py --env-id FetchReach-v4 --total-timesteps 20000 --net-arch 64 64 --batch-size 256
+    python sacm_her_fetch.py --env-id FetchReach-v4 --total-timesteps 20000 --net-arch 64 64 --batch-size 256 \
+        --tau 0.005 --normalize-obs                                    # the zoo's FetchReach settings
+    python sacm_her_fetch.py --evaluate runs/<run>/sacm_her_fetch.model     # watch a saved model
 """
 
 import json
@@ -673,7 +678,7 @@ def main(args: Args) -> str:
 
     recent_returns, recent_successes = deque(maxlen=20), deque(maxlen=20)
     stats = {}
-    trained = {
+    learner = {
         "actor": actor,
         "qf": qf,
         "qf_target": qf_target,
@@ -682,7 +687,7 @@ def main(args: Args) -> str:
         "alpha_optimizer": alpha_optimizer,
     }
     if checkpoint:
-        restore_training(checkpoint, trained, log_alpha, normalizer, rb)
+        restore_training(checkpoint, learner, log_alpha, normalizer, rb)
         stats = checkpoint["stats"]
         recent_returns.extend(checkpoint["recent_returns"])
         recent_successes.extend(checkpoint["recent_successes"])
@@ -791,7 +796,8 @@ def main(args: Args) -> str:
                         "recent_successes": list(recent_successes),
                         "random": random_states([env]),
                     }
-                    save_checkpoint(training_checkpoint(trained, log_alpha, normalizer, rb, args, loop), run_dir)
+                    writer.flush()  # the logs up to this step are on disk before the checkpoint says so
+                    save_checkpoint(training_checkpoint(learner, log_alpha, normalizer, rb, args, loop), run_dir)
                     last_checkpoint = global_step
                 if stop.received and not finished:
                     writer.close()
@@ -950,17 +956,17 @@ def progress_line(step: int, total: int, start_step: int, start_time: float, rec
     return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
 
 
-def training_checkpoint(trained: dict, log_alpha, normalizer: Normalizer, rb: HerReplayBuffer, args: Args, loop: dict):
+def training_checkpoint(learner: dict, log_alpha, normalizer: Normalizer, rb: HerReplayBuffer, args: Args, loop: dict):
     """Everything the loop carries from one step to the next: networks, targets, optimizers, alpha, the input
     statistics, the buffer's filled episodes and its random stream, plus `loop` (step, stats, random states, ...)."""
-    state = {name: part.state_dict() for name, part in trained.items() if part is not None}
+    state = {name: part.state_dict() for name, part in learner.items() if part is not None}
     state |= {"log_alpha": log_alpha.detach().cpu(), "normalizer": normalizer.state_dict(), "buffer": rb.state_dict()}
     return state | loop | {"args": asdict(args)}
 
 
-def restore_training(checkpoint: dict, trained: dict, log_alpha, normalizer: Normalizer, rb: HerReplayBuffer):
+def restore_training(checkpoint: dict, learner: dict, log_alpha, normalizer: Normalizer, rb: HerReplayBuffer):
     """Load what training_checkpoint saved into the freshly built networks, optimizers, normalizer and buffer."""
-    for name, part in trained.items():
+    for name, part in learner.items():
         if part is not None:
             part.load_state_dict(checkpoint[name])
     with torch.no_grad():

@@ -522,3 +522,23 @@ def test_track_logs_to_weights_and_biases_offline(tmp_path):
     content = record.read_bytes()
     assert b"n_components" in content and b"FetchReach-v4" in content  # the hyperparameters as config
     assert b"eval/success_rate" in content and b"losses/alpha" in content  # TensorBoard synced
+
+
+def renderer_works() -> bool:
+    probe = "import sacm_her_fetch as s; s.register_robotics_envs(); import gymnasium as gym; "
+    probe += "e = gym.make('FetchReach-v4', render_mode='rgb_array'); e.reset(seed=0); e.render()"
+    environment = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
+    result = subprocess.run([sys.executable, "-c", probe], env=environment, cwd=ROOT, capture_output=True, timeout=120)
+    return result.returncode == 0
+
+
+def test_capture_video_records_evaluation_episodes(tmp_path):
+    if not renderer_works():
+        pytest.skip("no offscreen OpenGL here (apt-get install libosmesa6, or MUJOCO_GL=egl with a GPU)")
+    command = [sys.executable, SCRIPT, "--env-id", "FetchReach-v4", "--total-timesteps", "600", "--net-arch", "16"]
+    command += ["--learning-starts", "500", "--batch-size", "16", "--eval-freq", "300", "--eval-episodes", "2"]
+    command += ["--runs-dir", str(tmp_path), "--capture-video"]
+    environment = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa"), "OMP_NUM_THREADS": "1"}
+    subprocess.run(command, env=environment, check=True, capture_output=True, timeout=300)
+    videos = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "*" / "videos" / "*.mp4")))
+    assert videos == [f"rl-video-episode-{i}.mp4" for i in range(4)]  # 2 evaluations x 2 episodes
