@@ -107,9 +107,9 @@ class Args:
 # Paper Table 6 (SAC hyperparameters, MuJoCo), one entry per column; --n-components 1 selects it.
 # Every column also prints learning_starts 1e4 and net_arch [256, 256] (defaults of Args). It prints no
 # batch_size or train_freq: SB3's SAC defaults ran (256, and one env step per training round; defaults of Args).
-# tau departs from the table on purpose: Table 6 prints 0.05, but the authors' zoo configuration for SAC on
-# MuJoCo sets no tau, so SB3's default 0.005 is what produced the paper's SAC numbers. Run --tau 0.05 for the
-# printed value.
+# tau departs from the table on purpose: Table 6 prints 0.05, but the authors' configuration for SAC on MuJoCo
+# (rl-baselines3-zoo 1.6.2, sac.yml, which the paper's Appendix B names) sets no tau, so SB3's default 0.005
+# is what produced the paper's SAC numbers. Run --tau 0.05 for the printed value.
 SAC_PRESETS = {
     "Swimmer": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.9999, tau=0.005),
     "HalfCheetah": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.99, tau=0.005),
@@ -121,9 +121,10 @@ SAC_PRESETS = {
 
 # Paper Table 7 (SACM hyperparameters, MuJoCo), one entry per column; --n-components 2 or more selects it.
 # Every column also prints n_components 3, learning_starts 1e4 and net_arch [256, 256] (defaults of Args).
-# It prints no n_timesteps or gamma: Table 6's, for the same tasks. gradient_steps -1 is SB3's "as many
-# gradient steps as env steps collected"; under SB3 SAC's default train_freq of one env step, that is one
-# update per env step, like the columns that print 1.
+# It prints no n_timesteps or gamma: Table 6's, for the same tasks. tau is 0.05 as printed (the authors'
+# SACM code is not public, so the table is all there is). gradient_steps -1 is SB3's "as many gradient steps
+# as env steps collected"; under SB3 SAC's default train_freq of one env step, that is one update per env
+# step, like the columns that print 1.
 SACM_PRESETS = {
     "Swimmer": dict(total_timesteps=1_000_000, learning_rate=6e-4, gradient_steps=1, gamma=0.9999, tau=0.05),
     "HalfCheetah": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=-1, gamma=0.99, tau=0.05),
@@ -292,7 +293,7 @@ def sample_mixture(mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch
 
     The component is drawn by the Gumbel-max trick (no host sync).
     """
-    gumbel = -torch.empty_like(log_weights).exponential_().log()
+    gumbel = -torch.empty_like(log_weights).exponential_().log()  # Gumbel(0, 1): minus the log of an Exp(1) draw
     c = (log_weights + gumbel).argmax(0)  # (B,)
     u = mean + log_std.exp() * torch.randn_like(mean)  # (K, B, act): every component samples, c picks one
     return u[c, torch.arange(u.shape[1], device=u.device)]
@@ -313,7 +314,9 @@ def greedy_mixture_action(actor: MixtureActor, qf: TwinQ, obs: torch.Tensor) -> 
 @torch.no_grad()
 def policy_action(actor: MixtureActor, obs: np.ndarray, device: torch.device) -> np.ndarray:
     """One exploring action in the [-1, 1] scale for one network input: a sample of the squashed mixture."""
-    u = sample_mixture(*actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]))
+    obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]  # a batch of one
+    mean, log_std, log_weights = actor(obs_tensor)
+    u = sample_mixture(mean, log_std, log_weights)
     return torch.tanh(u)[0].cpu().numpy()
 
 
@@ -550,9 +553,13 @@ def main(args: Args) -> str:
     def everything(step: int) -> dict:
         """What the loop carries from one step to the next, for checkpoint.pt (taken at an episode's end)."""
         state = {name: part.state_dict() for name, part in parts.items()}
-        state |= {"log_alpha": log_alpha.detach().cpu(), "stats": {tag: value.cpu() for tag, value in stats.items()}}
-        state |= {"recent_returns": list(recent_returns), "step": step, "random": random_states([env])}
-        return state | {"args": asdict(args)}
+        state["log_alpha"] = log_alpha.detach().cpu()
+        state["stats"] = {tag: value.cpu() for tag, value in stats.items()}
+        state["recent_returns"] = list(recent_returns)
+        state["step"] = step
+        state["random"] = random_states([env])  # python, numpy, torch, the env's and its action space's
+        state["args"] = asdict(args)
+        return state
 
     start_time = last_print = time.time()
     with StopSignal() as stop:
