@@ -188,29 +188,33 @@ def resolve_args(args: Args) -> Args:
 
 
 class EnsembleMLP(nn.Module):
-    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer.
+    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a Python loop over members.
 
-    Input (n, B, in) or (1, B, in) broadcast to every member; output (n, B, out). Each member is
-    initialised like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
+    Input (n, B, in), or (1, B, in) broadcast to every member; output (n, B, out). Each member is initialised
+    like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
     """
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
         super().__init__()
         dims = (in_dim, *hidden, out_dim)
-        bounds = [d**-0.5 for d in dims[:-1]]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(n, i, o).uniform_(-b, b)) for i, o, b in zip(dims, dims[1:], bounds)
-        )
-        self.biases = nn.ParameterList(
-            nn.Parameter(torch.empty(n, 1, o).uniform_(-b, b)) for o, b in zip(dims[1:], bounds)
-        )
+        # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
+        self.weights = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.weights.append(nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)))
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
-        layers = [(w[:members], b[:members]) for w, b in zip(self.weights, self.biases)]
-        x = x.expand(layers[0][0].shape[0], -1, -1)
-        for i, (w, b) in enumerate(layers):
-            x = torch.baddbmm(b, x, w)
-            if i < len(layers) - 1:
+        if members is None:
+            members = len(self.weights[0])
+        x = x.expand(members, -1, -1)
+        last = len(self.weights) - 1
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
+            if layer < last:
                 x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
@@ -251,8 +255,9 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
         """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
-        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)
-        q = self.net(x.reshape(1, -1, x.shape[-1]), members)
+        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
+        x = torch.cat([obs, actions], dim=-1)
+        q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
         return q.view(members, *actions.shape[:-1])
 
 
@@ -322,6 +327,8 @@ def actor_loss(actor: MixtureActor, qf: TwinQ, obs: torch.Tensor, alpha: torch.T
 
 
 class Batch(NamedTuple):
+    """A minibatch of transitions; actions in the [-1, 1] scale."""
+
     obs: torch.Tensor
     actions: torch.Tensor
     rewards: torch.Tensor
@@ -536,10 +543,12 @@ def train_step(
 
 
 def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """[-1, 1] -> the env's [low, high]."""
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
 def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """The env's [low, high] -> [-1, 1]."""
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
