@@ -281,7 +281,7 @@ def sample_mixture(mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch
 
     The component is drawn by the Gumbel-max trick (no host sync).
     """
-    gumbel = -torch.empty_like(log_weights).exponential_().log()
+    gumbel = -torch.empty_like(log_weights).exponential_().log()  # Gumbel(0, 1): minus the log of an Exp(1) draw
     c = (log_weights + gumbel).argmax(0)  # (B,)
     u = mean + log_std.exp() * torch.randn_like(mean)  # (K, B, act): every component samples, c picks one
     return u[c, torch.arange(u.shape[1], device=u.device)]
@@ -302,7 +302,9 @@ def greedy_mixture_action(actor: MixtureActor, qf: TwinQ, obs: torch.Tensor) -> 
 @torch.no_grad()
 def policy_action(actor: MixtureActor, obs: np.ndarray, device: torch.device) -> np.ndarray:
     """One exploring action in the [-1, 1] scale for one network input: a sample of the squashed mixture."""
-    u = sample_mixture(*actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]))
+    obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]  # a batch of one
+    mean, log_std, log_weights = actor(obs_tensor)
+    u = sample_mixture(mean, log_std, log_weights)
     return torch.tanh(u)[0].cpu().numpy()
 
 
