@@ -205,29 +205,33 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 class EnsembleMLP(nn.Module):
-    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer.
+    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a Python loop over members.
 
-    Input (n, B, in) or (1, B, in) broadcast to every member; output (n, B, out). Each member is
-    initialised like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
+    Input (n, B, in), or (1, B, in) broadcast to every member; output (n, B, out). Each member is initialised
+    like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
     """
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
         super().__init__()
         dims = (in_dim, *hidden, out_dim)
-        bounds = [d**-0.5 for d in dims[:-1]]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(n, i, o).uniform_(-b, b)) for i, o, b in zip(dims, dims[1:], bounds)
-        )
-        self.biases = nn.ParameterList(
-            nn.Parameter(torch.empty(n, 1, o).uniform_(-b, b)) for o, b in zip(dims[1:], bounds)
-        )
+        # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
+        self.weights = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.weights.append(nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)))
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
-        layers = [(w[:members], b[:members]) for w, b in zip(self.weights, self.biases)]
-        x = x.expand(layers[0][0].shape[0], -1, -1)
-        for i, (w, b) in enumerate(layers):
-            x = torch.baddbmm(b, x, w)
-            if i < len(layers) - 1:
+        if members is None:
+            members = len(self.weights[0])
+        x = x.expand(members, -1, -1)
+        last = len(self.weights) - 1
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
+            if layer < last:
                 x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
@@ -268,8 +272,9 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
         """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
-        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)
-        q = self.net(x.reshape(1, -1, x.shape[-1]), members)
+        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
+        x = torch.cat([obs, actions], dim=-1)
+        q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
         return q.view(members, *actions.shape[:-1])
 
 
@@ -341,6 +346,8 @@ def actor_loss(actor: MixtureActor, qf: TwinQ, obs: torch.Tensor, alpha: torch.T
 
 
 class Batch(NamedTuple):
+    """A minibatch of transitions; actions in the [-1, 1] scale."""
+
     obs: torch.Tensor
     actions: torch.Tensor
     rewards: torch.Tensor
@@ -352,39 +359,44 @@ class ReplayBuffer:
     """FIFO of transitions as tensors on the training device. Actions are stored in the [-1, 1] scale."""
 
     def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
-        self.size, self.pos, self.full, self.device = size, 0, False, device
+        self.size = size
+        self.pos = 0  # where the next transition goes
+        self.full = False
+        self.device = device
         self.obs = torch.zeros(size, obs_dim, device=device)
-        self.next_obs = torch.zeros(size, obs_dim, device=device)
         self.actions = torch.zeros(size, act_dim, device=device)
         self.rewards = torch.zeros(size, device=device)
+        self.next_obs = torch.zeros(size, obs_dim, device=device)
         self.terminated = torch.zeros(size, device=device)
 
     def add(self, obs, action, reward, next_obs, terminated):
-        for store, value in (
-            (self.obs, obs),
-            (self.actions, action),
-            (self.rewards, reward),
-            (self.next_obs, next_obs),
-            (self.terminated, terminated),
-        ):
-            store[self.pos] = torch.as_tensor(value, dtype=torch.float32)
+        self.obs[self.pos] = torch.as_tensor(obs, dtype=torch.float32)
+        self.actions[self.pos] = torch.as_tensor(action, dtype=torch.float32)
+        self.rewards[self.pos] = torch.as_tensor(reward, dtype=torch.float32)
+        self.next_obs[self.pos] = torch.as_tensor(next_obs, dtype=torch.float32)
+        self.terminated[self.pos] = torch.as_tensor(terminated, dtype=torch.float32)
         self.pos = (self.pos + 1) % self.size
         self.full = self.full or self.pos == 0
 
     def sample(self, batch_size: int) -> Batch:
-        idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
+        stored = self.size if self.full else self.pos
+        idx = torch.randint(0, stored, (batch_size,), device=self.device)
         return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
 
     def state_dict(self) -> dict:
-        """The filled part only (a checkpoint of a young run stays small)."""
-        n = self.size if self.full else self.pos
-        stores = ("obs", "next_obs", "actions", "rewards", "terminated")
-        return {"pos": self.pos, "full": self.full} | {name: getattr(self, name)[:n].cpu() for name in stores}
+        """The filled part of the buffer and the write position, for checkpoints."""
+        state = {"pos": self.pos, "full": self.full}
+        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            data = getattr(self, name)
+            # torch.save writes a slice's whole storage: copy out the filled part unless it is all of it.
+            state[name] = data if self.full else data[: self.pos].clone()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.pos, self.full = state["pos"], state["full"]
-        for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
-            getattr(self, name)[: len(state[name])] = state[name].to(self.device)
+        self.pos = state["pos"]
+        self.full = state["full"]
+        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            getattr(self, name)[: len(state[name])] = state[name]
 
 
 @torch.no_grad()
@@ -445,10 +457,12 @@ def train_step(
 
 
 def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """[-1, 1] -> the env's [low, high]."""
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
 def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """The env's [low, high] -> [-1, 1]."""
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
@@ -580,11 +594,14 @@ def main(args: Args) -> str:
                 writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
 
             # Train after every env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
-            # gradient_steps -1: as many updates as env steps collected since the last round.
             if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
-                steps_collected = 1 if args.train_freq == "step" else episode_steps
-                n_updates = args.gradient_steps if args.gradient_steps > 0 else steps_collected
-                for _ in range(n_updates):
+                if args.gradient_steps > 0:
+                    n_gradient_steps = args.gradient_steps
+                elif args.train_freq == "step":
+                    n_gradient_steps = 1  # -1: one gradient step per env step collected, here one
+                else:
+                    n_gradient_steps = episode_steps  # -1: one gradient step per env step of the episode
+                for _ in range(n_gradient_steps):
                     stats |= train_step(
                         actor=actor,
                         qf=qf,
@@ -622,13 +639,16 @@ def main(args: Args) -> str:
                 episode_steps = 0
                 due = args.checkpoint_freq and global_step - last_checkpoint >= args.checkpoint_freq
                 if due or stop.received:
+                    writer.flush()  # the logs up to this step are on disk before the checkpoint says so
                     save_checkpoint(everything(global_step), run_dir)
                     last_checkpoint = global_step
                 if stop.received:
                     writer.close()
                     env.close()
                     eval_env.close()
-                    script = os.path.basename(__file__)
+                    if args.track:
+                        finish_tracking(None)
+                    script = os.path.relpath(__file__)
                     print(f"interrupted at step {global_step}; resume with: python {script} --resume {run_dir}")
                     raise SystemExit(INTERRUPTED_EXIT_CODE)
                 obs, _ = env.reset()  # after the checkpoint: a resumed run's reset draws the same start
