@@ -466,17 +466,21 @@ def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
-def evaluate(actor: MixtureActor, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device, seed: int) -> list:
-    """Returns of the greedy action (see greedy_mixture_action); episode i starts from seed + i."""
+def evaluate(actor: MixtureActor, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device, seed: int):
+    """Returns of the greedy action (see greedy_mixture_action), no sampling; episode i starts from seed + i.
+
+    The post-training performance of the paper's Table 1.
+    """
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
         done, total = False, 0.0
         while not done:
-            obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]
-            action = greedy_mixture_action(actor, qf, obs_tensor)[0].cpu().numpy()
+            obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            action = greedy_mixture_action(actor, qf, obs[None])[0].cpu().numpy()
             obs, reward, terminated, truncated, _ = env.step(to_env_action(action, env.action_space))
-            done, total = terminated or truncated, total + float(reward)
+            done = terminated or truncated
+            total += float(reward)
         returns.append(total)
     return returns
 
@@ -485,11 +489,11 @@ def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env
     """A single env (no vector env: episode boundaries stay explicit, so none can leak into the buffer)."""
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if not isinstance(env.action_space, gym.spaces.Box):
-        space = type(env.action_space).__name__
-        raise SystemExit(f"{env_id} has a {space} action space; SAC(M) needs a continuous (Box) one.")
+        kind = type(env.action_space).__name__
+        raise SystemExit(f"{env_id} has a {kind} action space; this script needs a continuous (Box) one.")
     if not isinstance(env.observation_space, gym.spaces.Box):
-        space = type(env.observation_space).__name__
-        raise SystemExit(f"{env_id} has a {space} observation space; this script needs a flat Box.")
+        kind = type(env.observation_space).__name__
+        raise SystemExit(f"{env_id} has a {kind} observation space; this script needs a flat Box one.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
     env = gym.wrappers.RecordEpisodeStatistics(env)
