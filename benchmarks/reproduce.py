@@ -393,7 +393,7 @@ def write_slurm(runs: list[Run], out_dir: str, args: Args) -> str:
         f"#SBATCH --signal=B:USR1@{args.slurm_signal_seconds}",
         "#SBATCH --requeue",
         *([f"#SBATCH --partition={args.slurm_partition}"] if args.slurm_partition else []),
-        f"# Written by benchmarks/reproduce.py: {len(runs)} runs; array index i = line i + 1 of commands.txt.",
+        f"# Written by benchmarks/reproduce.py: {len(runs)} run(s); array index i = line i + 1 of commands.txt.",
         f"# Submit with: sbatch {shlex.quote(sbatch_path)}",
         "# A task skips a finished run (DONE holds its command) and resumes an interrupted one from its checkpoint.",
         f"# SIGUSR1 {args.slurm_signal_seconds} s before the time limit, or a pre-emption's SIGTERM, goes to the run:",
