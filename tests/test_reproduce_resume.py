@@ -9,14 +9,12 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 spec = importlib.util.spec_from_file_location("reproduce", os.path.join(REPO_ROOT, "benchmarks", "reproduce.py"))
 reproduce = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(reproduce)
 
-SCRIPT = "pmoe_baseline"
+SCRIPT = "td3_baseline"
 METHOD, COLUMN, _ = reproduce.VARIANTS[SCRIPT][0]
 TOTAL, EVAL_FREQ, CHECKPOINT_FREQ = 2000, 500, 400  # Pendulum episodes are 200 steps
 
@@ -38,10 +36,6 @@ def scalar_steps_by_file(run_dir: str, tag: str) -> list[list[int]]:
     return steps
 
 
-@pytest.mark.skipif(
-    "INTERRUPTED_EXIT_CODE" not in open(os.path.join(REPO_ROOT, SCRIPT + ".py")).read(),
-    reason=f"{SCRIPT}.py has no run control (checkpoints, --resume) yet",
-)
 def test_ctrl_c_then_rerun_resumes_a_real_run_from_its_checkpoint(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, os.path.join(REPO_ROOT, "benchmarks", "reproduce.py"), "--out-dir", str(out)]
