@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 import sys
 import time
 
@@ -16,7 +17,8 @@ spec.loader.exec_module(sps)
 
 
 def test_quick_benchmark_table(monkeypatch):
-    rows = sps.ROWS[:3] + (("not written yet", "no_such_script", sps.MUJOCO),)
+    ppo_row = next(row for row in sps.ROWS if row[1] == "ppo_baseline")
+    rows = sps.ROWS[:3] + (ppo_row, ("not written yet", "no_such_script", sps.MUJOCO))
     monkeypatch.setattr(sps, "ROWS", rows)
     threads = torch.get_num_threads()
     try:
@@ -24,16 +26,19 @@ def test_quick_benchmark_table(monkeypatch):
     finally:
         torch.set_num_threads(threads)
     by_label = {r.label: r for r in results}
-    assert list(by_label) == ["td3_baseline", "gamid N=1", "gamid N=5", "not written yet"]
+    assert list(by_label) == ["td3_baseline", "gamid N=1", "gamid N=5", "ppo", "not written yet"]
     for label in ("td3_baseline", "gamid N=1", "gamid N=5"):
         assert by_label[label].sps > 0 and by_label[label].note == ""
     # Gamid with N = 1 does TD3's arithmetic; N = 5 about 3x (5 target actions and 5 actor losses).
     assert by_label["gamid N=1"].flops == by_label["td3_baseline"].flops
     assert 2.5 < by_label["gamid N=5"].flops / by_label["td3_baseline"].flops < 3.5
     assert by_label["not written yet"].note == "missing: no_such_script.py not found" and peak > 0
+    # PPO's train_step is one minibatch step: SPS counts env steps, n_steps x n_envs per n_epochs x minibatches.
+    assert by_label["ppo"].sps > 0
+    assert re.fullmatch(r"one call = one minibatch step; a \d+-step rollout takes \d+ calls", by_label["ppo"].note)
     table = sps.format_table(results, peak, facts)
     assert table.splitlines()[2].startswith("| td3_baseline | ") and "| 1.00 |" in table.splitlines()[2]
-    assert table.splitlines()[5] == "| not written yet | – | – | – | – | – | – | missing: no_such_script.py not found |"
+    assert table.splitlines()[6] == "| not written yet | – | – | – | – | – | – | missing: no_such_script.py not found |"
 
 
 # --- the contract, on small stand-in scripts -----------------------------------------------------------
