@@ -657,7 +657,8 @@ def main(args: Args) -> str:
                     raise SystemExit(INTERRUPTED_EXIT_CODE)
                 obs, _ = env.reset()  # after the checkpoint: a resumed run's reset draws the same start
 
-    if args.checkpoint_freq:
+    if args.checkpoint_freq and last_checkpoint < args.total_timesteps:
+        writer.flush()
         save_checkpoint(everything(args.total_timesteps), run_dir)  # so that --resume says "finished"
     if args.save_model:
         path = os.path.join(run_dir, f"{args.exp_name}.model")
