@@ -38,7 +38,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 @dataclass
 class Args:
-    """Gamid + HER on a goal env. The task's preset (Tables 4 and 5) fills every field left None."""
+    """Gamid + HER on one goal env. The task's preset (paper Tables 4 and 5) fills every field left unset; the
+    resolved values are printed at the start and saved to hyperparameters.json in the run directory."""
 
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment"""
@@ -172,35 +173,29 @@ def resolve_args(args: Args) -> Args:
     for field, value in PRESETS.get(task, PRESETS["FetchPush"]).items():
         if getattr(args, field) is None:
             setattr(args, field, value)
+
+    if args.n_actors < 1:
+        raise SystemExit(f"--n-actors must be at least 1, got {args.n_actors}.")
+    if min(args.temperature_initial, args.temperature_final) < 0:
+        raise SystemExit("Temperatures must not be negative.")
     fractions = (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, args.temperature_fraction)
-    positive = (args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq)
-    problems = [
-        (args.n_actors < 1, f"--n-actors must be at least 1, got {args.n_actors}."),
-        (min(args.temperature_initial, args.temperature_final) < 0, "Temperatures must not be negative."),
-        (not all(0 <= value <= 1 for value in fractions), "Epsilons and schedule fractions must lie in [0, 1]."),
-        (
-            args.batch_size > args.buffer_size,
-            f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}.",
-        ),
-        (
-            args.total_timesteps <= args.learning_starts,
+    if not all(0 <= value <= 1 for value in fractions):
+        raise SystemExit("Epsilons and schedule fractions must lie in [0, 1].")
+    if args.batch_size > args.buffer_size:
+        raise SystemExit(f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}.")
+    if args.total_timesteps <= args.learning_starts:
+        raise SystemExit(
             f"--total-timesteps {args.total_timesteps} must exceed --learning-starts {args.learning_starts}, "
-            f"or nothing is trained.",
-        ),
-        (
-            args.gradient_steps == 0 or args.gradient_steps < -1,
-            "--gradient-steps must be positive, or -1 for one per env step.",
-        ),
-        (args.n_sampled_goal < 0, f"--n-sampled-goal must not be negative, got {args.n_sampled_goal}."),
-        (
-            min(positive) < 1,
-            "--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive.",
-        ),
-        (args.checkpoint_freq < 0, "--checkpoint-freq must not be negative (0 turns checkpoints off)."),
-    ]
-    for failed, sentence in problems:
-        if failed:
-            raise SystemExit(sentence)
+            "or nothing is trained."
+        )
+    if args.gradient_steps == 0 or args.gradient_steps < -1:
+        raise SystemExit("--gradient-steps must be positive, or -1 for one per env step.")
+    if args.n_sampled_goal < 0:
+        raise SystemExit(f"--n-sampled-goal must not be negative, got {args.n_sampled_goal}.")
+    if min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1:
+        raise SystemExit("--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive.")
+    if args.checkpoint_freq < 0:
+        raise SystemExit("--checkpoint-freq must not be negative (0 turns checkpoints off).")
     return args
 
 

@@ -445,3 +445,29 @@ def test_exploration_noise_is_normal_with_noise_std():
     assert abs(noise.mean()) < 0.02 and abs(noise.std() - 1) < 0.02
     # Normal, not uniform or Laplace: 68.3% within one std and 95.4% within two.
     assert abs((noise.abs() < 1).float().mean() - 0.683) < 0.01 and abs((noise.abs() < 2).float().mean() - 0.954) < 0.01
+
+
+@pytest.mark.parametrize(
+    "flags, sentence",
+    [
+        (dict(n_actors=0), "--n-actors must be at least 1, got 0."),
+        (dict(temperature_final=-0.1), "Temperatures must not be negative."),
+        (dict(epsilon_initial=1.5), "Epsilons and schedule fractions must lie in [0, 1]."),
+        (dict(batch_size=4096, buffer_size=2000), "--batch-size 4096 is larger than --buffer-size 2000."),
+        (
+            dict(total_timesteps=1000),
+            "--total-timesteps 1000 must exceed --learning-starts 1000, or nothing is trained.",
+        ),
+        (dict(gradient_steps=-2), "--gradient-steps must be positive, or -1 for one per env step."),
+        (dict(n_sampled_goal=-1), "--n-sampled-goal must not be negative, got -1."),
+        (
+            dict(eval_freq=0),
+            "--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive.",
+        ),
+        (dict(checkpoint_freq=-5), "--checkpoint-freq must not be negative (0 turns checkpoints off)."),
+    ],
+)
+def test_bad_values_are_refused_with_one_sentence(flags, sentence):
+    with pytest.raises(SystemExit) as refused:
+        her.resolve_args(her.Args(env_id="FetchReach-v4", **flags))
+    assert str(refused.value) == sentence
