@@ -1,4 +1,4 @@
-"""MazeGrid and the G2 experiment of Gamid-PG (paper §4.2, Figure 3; SPEC §9.2).
+"""MazeGrid and the G2 experiment of Gamid-PG (paper §4.2, Figure 3; maze of Appendix A, Figure 7).
 
 MazeGrid: the arena [-5, 5]^2 is a 5 x 5 grid of 2 x 2 cells; every wall between two neighbouring
 cells has one centred gap of width 0.4. The agent starts at (0, 0) and moves by 0.5 * (dx, dy)
@@ -7,9 +7,13 @@ the top-right cell gives 1 (optimal goal), entering the cell right of the start 
 (suboptimal goal); both end the episode. 100 steps truncate it. Importing this file registers
 `MazeGrid-v0`.
 
+The paper shows the maze (Figure 7) but gives no sizes; the numbers above are this file's choice.
+
 G2 (deterministic vs stochastic GMM policy gradients on a sparse-reward maze): a compact
-off-policy Gamid (TD3-based, SPEC §4) and SACM (SPEC §7), selected by --algo gamid | sacm | both,
-each over --num-seeds seeds. Paper's claim: SACM is the more sample-efficient here.
+off-policy Gamid (Algorithm 1 on TD3, as gamid_continuous_action.py) and SACM (SAC with a mixture
+actor, as sacm_baseline.py), selected by --algo gamid | sacm | both, each over --num-seeds seeds.
+The networks, replay buffer and schedules carry the same names and text as in those two files.
+Paper's claim (§4.2): SACM is the more sample-efficient here.
 """
 
 import json
@@ -17,7 +21,8 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import NamedTuple, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -36,7 +41,7 @@ BACKOFF = 0.01  # a blocked move stops this far (along the move) before the wall
 OPTIMAL_CELL, OPTIMAL_REWARD = (4, 4), 1.0  # top-right corner cell
 SUBOPTIMAL_CELL, SUBOPTIMAL_REWARD = (3, 2), 0.1  # the cell right of the start
 AGENT_RADIUS = 0.25
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SB3's SAC clamp, as in sacm_baseline.py
 HEATMAP_BINS = 100
 
 
@@ -73,7 +78,7 @@ def cell_of(pos):
 
 
 class MazeGridEnv(gym.Env):
-    """SPEC §9.2. Observation: position / 5 in [-1, 1]^2. Action: (dx, dy) in [-1, 1]^2. Time limit inside."""
+    """The maze above. Observation: position / 5 in [-1, 1]^2. Action: (dx, dy) in [-1, 1]^2. Time limit inside."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
@@ -150,13 +155,13 @@ class Args:
     seed: int = 1
     """seed of the first run; run k uses seed + k"""
     num_seeds: int = 5
-    """runs (seeds) per learner"""
+    """runs (seeds) per learner (Figure 3 averages five)"""
     total_timesteps: int = 20000
-    """environment steps per run"""
+    """environment steps per run (the paper gives no budget for MazeGrid)"""
     learning_starts: int = 1000
-    """uniform random actions before learning starts"""
+    """uniform random actions and no updates before this step"""
     buffer_size: int = 100000
-    """replay buffer size"""
+    """replay buffer capacity"""
     batch_size: int = 128
     """minibatch size of each gradient step (128 rather than 256 to keep the default run short)"""
     learning_rate: float = 1e-3
@@ -165,10 +170,10 @@ class Args:
     """discount factor"""
     tau: float = 0.005
     """Polyak rate of the target networks"""
-    hidden_size: int = 64
-    """width of the two hidden layers of every network"""
+    net_arch: tuple[int, ...] = (64, 64)
+    """hidden layer sizes of every network"""
     eval_freq: int = 1000
-    """environment steps between greedy evaluations"""
+    """environment steps between greedy evaluations (and one at the end)"""
     eval_episodes: int = 1
     """episodes per evaluation (start and greedy policy are deterministic, so one suffices)"""
     n_actors: int = 4
@@ -180,17 +185,17 @@ class Args:
     noise_clip: float = 0.5
     """Gamid: clip of the target policy smoothing noise"""
     policy_delay: int = 2
-    """Gamid: gradient steps per actor and target update"""
+    """Gamid: actor and target updates every this many gradient steps (TD3)"""
     temperature_initial: float = 0.3
-    """Gamid: initial D_var temperature tau"""
+    """Gamid: policy divergence temperature at the start"""
     temperature_final: float = 0.1
-    """Gamid: final D_var temperature tau"""
+    """Gamid: temperature after the decay"""
     temperature_fraction: float = 1.0
-    """Gamid: fraction of total_timesteps over which tau decays linearly"""
+    """Gamid: fraction of total_timesteps over which the temperature decays linearly"""
     epsilon_initial: float = 0.1
-    """Gamid: initial epsilon of the epsilon-greedy mixture weights"""
+    """Gamid: epsilon of the epsilon-greedy mixture weights at the start"""
     epsilon_final: float = 0.01
-    """Gamid: final epsilon"""
+    """Gamid: epsilon after the decay"""
     epsilon_fraction: float = 1.0
     """Gamid: fraction of total_timesteps over which epsilon decays linearly"""
     n_components: int = 3
@@ -201,278 +206,366 @@ class Args:
     """parent folder of the run folder"""
 
 
-def d_var(means):
-    """Paper Eq. 4: D_var(i) = -log sum_{j != i} exp(-||mu_i - sg(mu_j)||^2).
-
-    means (N, ..., A) -> (N, ...). The other Gaussians are constants for Gaussian i (stop-gradient).
-    For N = 1 the sum is empty and the term is 0: Gamid with one Gaussian is TD3."""
-    n = means.shape[0]
-    if n == 1:
-        return means.new_zeros(means.shape[:-1])
-    sq_dist = (means.unsqueeze(1) - means.detach().unsqueeze(0)).pow(2).sum(-1)  # [i, j] = ||mu_i - sg(mu_j)||^2
-    self_pair = torch.eye(n, dtype=torch.bool, device=means.device).view(n, n, *[1] * (sq_dist.dim() - 2))
-    return -torch.logsumexp((-sq_dist).masked_fill(self_pair, -math.inf), dim=1)
+def linear_schedule(initial: float, final: float, fraction: float, total: int, step: int) -> float:
+    """Linear decay from `initial` to `final` over the first `fraction` of `total` steps, then constant."""
+    progress = min(step / (fraction * total), 1.0) if fraction > 0 else 1.0
+    return initial + progress * (final - initial)
 
 
-def epsilon_greedy_weights(values, epsilon):
-    """Paper §3.1: p = 1 - eps + eps/N for argmax_i values_i, eps/N for the others. values (..., N)."""
-    n = values.shape[-1]
-    return F.one_hot(values.argmax(-1), n).to(values.dtype) * (1 - epsilon) + epsilon / n
-
-
-def mixture_log_prob(u, mean, log_std, log_w):
-    """Exact log-density of a Gaussian mixture before squashing: logsumexp_k(log w_k + log N(u; mean_k, std_k)).
-
-    u (..., A); mean, log_std (..., K, A); log_w (..., K)."""
-    u = u.unsqueeze(-2)
-    log_n = (-0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return torch.logsumexp(log_w + log_n, dim=-1)
-
-
-def tanh_log_det(u):
-    """log |d tanh(u) / du| = sum log(1 - tanh(u)^2), in a numerically stable form."""
-    return (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-
-
-def linear_schedule(start, end, fraction, step, total):
-    """Linear from start to end over the first fraction of total steps, then constant."""
-    progress = 1.0 if fraction == 0 else min(1.0, step / (fraction * total))
-    return start + progress * (end - start)
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Target networks trail the trained ones: target <- (1 - tau) target + tau source (TD3, SAC)."""
+    # A plain loop is cheap: each ensemble keeps a whole layer of all its members in one tensor.
+    for target_param, param in zip(target.parameters(), source.parameters()):
+        target_param.lerp_(param, tau)
 
 
 class EnsembleMLP(nn.Module):
-    """E independent ReLU MLPs, one batched matmul per layer: x (E, B, in) -> (E, B, out) (SPEC §11)."""
+    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a Python loop over members.
 
-    def __init__(self, ensemble, sizes):
+    Input (n, B, in), or (1, B, in) broadcast to every member; output (n, B, out). Each member is initialised
+    like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
+    """
+
+    def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
         super().__init__()
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            bound = 1 / math.sqrt(fan_in)  # nn.Linear's default initialisation
-            self.weights.append(nn.Parameter(torch.empty(ensemble, fan_in, fan_out).uniform_(-bound, bound)))
-            self.biases.append(nn.Parameter(torch.empty(ensemble, 1, fan_out).uniform_(-bound, bound)))
+        dims = (in_dim, *hidden, out_dim)
+        # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
+        self.weights = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.weights.append(nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)))
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
 
-    def forward(self, x, members=None):
-        """members: evaluate only the first `members` networks (e.g. Q1 of the twin critics)."""
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            if members is not None:
-                weight, bias = weight[:members], bias[:members]
-            x = torch.baddbmm(bias, x, weight)
-            x = F.relu(x) if i < len(self.weights) - 1 else x
+    def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
+        if members is None:
+            members = len(self.weights[0])
+        x = x.expand(members, -1, -1)
+        last = len(self.weights) - 1
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
+            if layer < last:
+                x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
 
-class TwinCritic(nn.Module):
-    """Q1 and Q2 as a two-member ensemble: (obs, act) with any leading shape -> (2, *leading), or (1, ...) for Q1 only."""
+class GaussianMeans(nn.Module):
+    """The N means mu(s; theta[i]) of the mixture in one pass, tanh-bounded to the [-1, 1] action scale."""
 
-    def __init__(self, obs_dim, act_dim, hidden):
+    def __init__(self, n_actors: int, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
         super().__init__()
-        self.q = EnsembleMLP(2, (obs_dim + act_dim, hidden, hidden, 1))
+        self.net = EnsembleMLP(n_actors, obs_dim, act_dim, hidden)
 
-    def forward(self, obs, act, q1_only=False):
-        x = torch.cat([obs.expand(*act.shape[:-1], obs.shape[-1]), act], -1)
-        n = 1 if q1_only else 2
-        return self.q(x.reshape(1, -1, x.shape[-1]).expand(n, -1, -1), 1 if q1_only else None).view(n, *x.shape[:-1])
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:  # (B, obs) -> (N, B, act)
+        return torch.tanh(self.net(obs.unsqueeze(0)))
 
 
-class GamidActor(nn.Module):
-    """N deterministic mean networks mu_i(s) in [-1, 1], one batched forward: obs (B, O) -> (N, B, A)."""
+class TwinQ(nn.Module):
+    """TD3's two critics as one two-member ensemble."""
 
-    def __init__(self, n_actors, obs_dim, act_dim, hidden):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
         super().__init__()
-        self.net = EnsembleMLP(n_actors, (obs_dim, hidden, hidden, act_dim))
-        self.n_actors = n_actors
+        self.net = EnsembleMLP(2, obs_dim + act_dim, 1, hidden)
 
-    def forward(self, obs):
-        return torch.tanh(self.net(obs.expand(self.n_actors, *obs.shape)))
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
+        """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
+        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
+        x = torch.cat([obs, actions], dim=-1)
+        q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
+        return q.view(members, *actions.shape[:-1])
+
+
+def d_var(means: torch.Tensor) -> torch.Tensor:
+    """D_var(i) = -log sum_{j != i} exp(-||mu_i - sg(mu_j)||^2), Eq. 4 with Sigma = I. means (N, B, act) -> (N, B).
+
+    Eq. 4 takes Sigma = I, not the acting covariance sigma^2 I (whose exact Gaussian KL would scale the squared
+    distances by 1 / (2 sigma^2) = 50); Table 5's temperatures were tuned with Sigma = I, and the uniform mixture
+    weights are folded into the temperature. The other Gaussians are constants for Gaussian i (Alg. 1 line 13),
+    so mu_j is detached. With N = 1 the sum is empty and the term is 0: Gamid reduces to TD3.
+    """
+    n = means.shape[0]
+    if n == 1:
+        return means.new_zeros(means.shape[:2])
+    sq_dist = (means.unsqueeze(1) - means.detach().unsqueeze(0)).pow(2).sum(-1)  # [i, j, B]
+    is_self = torch.eye(n, dtype=torch.bool, device=means.device).unsqueeze(-1)
+    return -torch.logsumexp((-sq_dist).masked_fill(is_self, float("-inf")), dim=1)
+
+
+def epsilon_greedy_weights(q: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """Mixture weights of §3.1: 1 - eps + eps/N for argmax_i q_i, eps/N for the others. q (N, B) -> (B, N)."""
+    n = q.shape[0]
+    return (1 - epsilon) * F.one_hot(q.argmax(0), n).to(q.dtype) + epsilon / n
 
 
 class MixtureActor(nn.Module):
-    """SACM actor: per state K means and log-stds of tanh-squashed Gaussians, uniform weights (Baram et al., 2021)."""
+    """pi(.|s): a mixture of K Gaussians squashed by tanh into the [-1, 1] action scale.
 
-    def __init__(self, n_components, obs_dim, act_dim, hidden):
+    One ReLU trunk and one linear head for all K means, K log-stds and, with `learn_weights`, K
+    mixing logits. Without them the weights are uniform, 1/K (Baram et al.).
+    """
+
+    def __init__(self, n_components: int, obs_dim: int, act_dim: int, hidden: tuple[int, ...], learn_weights=False):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(obs_dim, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, 2 * n_components * act_dim),
-        )
-        self.k, self.act_dim = n_components, act_dim
-        self.register_buffer("log_w", torch.full((n_components,), -math.log(n_components)))
+        self.k, self.act_dim, self.learn_weights = n_components, act_dim, learn_weights
+        dims = (obs_dim, *hidden)
+        layers = [layer for i, o in zip(dims, dims[1:]) for layer in (nn.Linear(i, o), nn.ReLU(inplace=True))]
+        self.trunk = nn.Sequential(*layers)
+        self.head = nn.Linear(dims[-1], n_components * (2 * act_dim + int(learn_weights)))
 
-    def forward(self, obs):
-        mean, log_std = self.net(obs).view(*obs.shape[:-1], self.k, 2 * self.act_dim).chunk(2, -1)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
-        return mean, log_std  # (B, K, A) each
-
-    def sample_components(self, obs):
-        """One reparameterised sample per component: actions (B, K, A) and their mixture log pi (B, K)."""
-        mean, log_std = self(obs)
-        u = mean + log_std.exp() * torch.randn_like(mean)
-        log_prob = mixture_log_prob(u, mean.unsqueeze(-3), log_std.unsqueeze(-3), self.log_w) - tanh_log_det(u)
-        return torch.tanh(u), log_prob
-
-    def sample(self, obs):
-        """A mixture sample: pick component k ~ w, then a = tanh(mean_k + std_k * xi); returns a (B, A), log pi (B,)."""
-        actions, log_prob = self.sample_components(obs)
-        k = torch.multinomial(self.log_w.exp().expand(actions.shape[0], -1), 1)
-        return actions.gather(1, k.unsqueeze(-1).expand(-1, -1, self.act_dim)).squeeze(1), log_prob.gather(1, k).squeeze(1)
+    def forward(self, obs: torch.Tensor):
+        """(B, obs) -> means (K, B, act), log-stds (K, B, act), log mixing weights (K, B), before the tanh."""
+        out = self.head(self.trunk(obs)).view(obs.shape[0], self.k, -1).transpose(0, 1)
+        mean = out[..., : self.act_dim]
+        log_std = out[..., self.act_dim : 2 * self.act_dim].clamp(LOG_STD_MIN, LOG_STD_MAX)
+        if self.learn_weights:
+            log_weights = out[..., -1].log_softmax(0)
+        else:
+            log_weights = mean.new_full(mean.shape[:2], -math.log(self.k))
+        return mean, log_std, log_weights
 
 
-def polyak(target, source, tau):
-    with torch.no_grad():
-        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+def mixture_log_prob(
+    u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch.Tensor
+) -> torch.Tensor:
+    """Exact log pi(tanh(u)|s) of the squashed mixture, from the pre-squash sample u = atanh(a).
+
+    u (..., B, act) with any leading axes; mean, log_std (K, B, act); log_weights (K, B) -> (..., B).
+    logsumexp_j(log w_j + log N(u; mu_j, sigma_j)) - sum_d log(1 - tanh(u_d)^2), the last term in the
+    overflow-free form 2 (log 2 - u - softplus(-2u)).
+    """
+    z = (u.unsqueeze(-3) - mean) / log_std.exp()  # (..., K, B, act)
+    log_normal = (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * u.shape[-1]
+    log_det = (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+    return torch.logsumexp(log_weights + log_normal, dim=-2) - log_det
+
+
+class Batch(NamedTuple):
+    """A minibatch of transitions; actions in the [-1, 1] scale."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminated: torch.Tensor
+
+
+class ReplayBuffer:
+    """FIFO of transitions as tensors on the training device. Actions are stored in the [-1, 1] scale."""
+
+    def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
+        self.size = size
+        self.pos = 0  # where the next transition goes
+        self.full = False
+        self.device = device
+        self.obs = torch.zeros(size, obs_dim, device=device)
+        self.actions = torch.zeros(size, act_dim, device=device)
+        self.rewards = torch.zeros(size, device=device)
+        self.next_obs = torch.zeros(size, obs_dim, device=device)
+        self.terminated = torch.zeros(size, device=device)
+
+    def add(self, obs, action, reward, next_obs, terminated):
+        self.obs[self.pos] = torch.as_tensor(obs, dtype=torch.float32)
+        self.actions[self.pos] = torch.as_tensor(action, dtype=torch.float32)
+        self.rewards[self.pos] = torch.as_tensor(reward, dtype=torch.float32)
+        self.next_obs[self.pos] = torch.as_tensor(next_obs, dtype=torch.float32)
+        self.terminated[self.pos] = torch.as_tensor(terminated, dtype=torch.float32)
+        self.pos = (self.pos + 1) % self.size
+        self.full = self.full or self.pos == 0
+
+    def sample(self, batch_size: int) -> Batch:
+        stored = self.size if self.full else self.pos
+        idx = torch.randint(0, stored, (batch_size,), device=self.device)
+        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
 
 
 class Gamid:
-    """Algorithm 1 on TD3 (SPEC §4): twin critics with target smoothing and a max over Gaussians in the target."""
+    """Algorithm 1 on TD3, as in gamid_continuous_action.py: N Gaussian means, twin critics, one shared sigma."""
 
-    def __init__(self, args, obs_dim, act_dim, device):
+    def __init__(self, args: Args, obs_dim: int, act_dim: int, device: torch.device):
         self.args = args
-        self.actor = GamidActor(args.n_actors, obs_dim, act_dim, args.hidden_size).to(device)
-        self.critic = TwinCritic(obs_dim, act_dim, args.hidden_size).to(device)
-        self.actor_target = GamidActor(args.n_actors, obs_dim, act_dim, args.hidden_size).to(device)
-        self.critic_target = TwinCritic(obs_dim, act_dim, args.hidden_size).to(device)
-        self.actor_target.load_state_dict(self.actor.state_dict())
-        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.actor = GaussianMeans(args.n_actors, obs_dim, act_dim, args.net_arch).to(device)
+        self.qf = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
+        self.actor_target = GaussianMeans(args.n_actors, obs_dim, act_dim, args.net_arch).to(device)
+        self.qf_target = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
+        self.actor_target.load_state_dict(self.actor.state_dict())  # Alg. 1 line 1
+        self.qf_target.load_state_dict(self.qf.state_dict())
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=args.learning_rate)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=args.learning_rate)
-        self.updates = 0
+        self.q_optimizer = torch.optim.Adam(self.qf.parameters(), lr=args.learning_rate)
+        self.n_updates = 0
 
-    def schedules(self, step):
+    def temperature(self, step: int) -> float:
         a = self.args
-        temperature = linear_schedule(
-            a.temperature_initial, a.temperature_final, a.temperature_fraction, step, a.total_timesteps
+        return linear_schedule(
+            a.temperature_initial, a.temperature_final, a.temperature_fraction, a.total_timesteps, step
         )
-        return temperature, linear_schedule(a.epsilon_initial, a.epsilon_final, a.epsilon_fraction, step, a.total_timesteps)
 
-    @torch.no_grad()
-    def act(self, obs, step):
-        """Alg. 1 lines 3-4: n ~ epsilon-greedy weights over Q1(s, mu_i(s)), a = clip(mu_n(s) + N(0, sigma^2))."""
-        means = self.actor(obs.unsqueeze(0))  # (N, 1, A)
-        weights = epsilon_greedy_weights(self.critic(obs, means, q1_only=True)[0].T, self.schedules(step)[1])  # (1, N)
-        n = torch.multinomial(weights, 1).item()
-        return (means[n, 0] + self.args.noise_std * torch.randn_like(means[n, 0])).clamp(-1, 1)
-
-    @torch.no_grad()
-    def greedy(self, obs):
-        means = self.actor(obs.unsqueeze(0))
-        return means[self.critic(obs, means, q1_only=True)[0].argmax(0).item(), 0]
-
-    def update(self, batch, step):
+    def epsilon(self, step: int) -> float:
         a = self.args
-        obs, actions, next_obs, rewards, terminations = batch
-        with torch.no_grad():  # Alg. 1 line 10 with TD3's target smoothing and clipped double Q
-            next_means = self.actor_target(next_obs)  # (N, B, A)
-            smoothing = (torch.randn_like(next_means) * a.policy_noise).clamp(-a.noise_clip, a.noise_clip)
-            q_next = self.critic_target(next_obs, (next_means + smoothing).clamp(-1, 1))  # (2, N, B)
-            target = rewards + a.gamma * (1 - terminations) * q_next.min(0).values.max(0).values
-        critic_loss = (self.critic(obs, actions) - target).pow(2).mean(1).sum()
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
-        logs = {"losses/critic_loss": critic_loss.detach()}
-        self.updates += 1
-        if self.updates % a.policy_delay == 0:  # Alg. 1 lines 12-14, delayed as in TD3
-            temperature, epsilon = self.schedules(step)
-            means = self.actor(obs)
-            d = d_var(means).mean(1)  # (N,), each D_var(i) only reaches mu_i
-            actor_loss = -(self.critic(obs, means, q1_only=True)[0].mean(1) + temperature * d).sum()
+        return linear_schedule(a.epsilon_initial, a.epsilon_final, a.epsilon_fraction, a.total_timesteps, step)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, step: int) -> torch.Tensor:
+        """Alg. 1 lines 3-4: n ~ epsilon-greedy weights on Q1(s, mu_i(s)), a = clip(mu_n(s) + N(0, sigma^2 I))."""
+        means = self.actor(obs[None])[:, 0]  # (N, act)
+        q1 = self.qf(obs, means, members=1)[0]  # (N,)
+        weights = epsilon_greedy_weights(q1, self.epsilon(step))
+        n = torch.multinomial(weights, 1).item()
+        return (means[n] + self.args.noise_std * torch.randn_like(means[n])).clamp(-1, 1)
+
+    @torch.no_grad()
+    def greedy(self, obs: torch.Tensor) -> torch.Tensor:
+        """The evaluation policy: the mean with the highest Q1, argmax_i Q1(s, mu_i(s)), no noise and no draw."""
+        means = self.actor(obs[None])[:, 0]  # (N, act)
+        return means[self.qf(obs, means, members=1)[0].argmax()]
+
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> torch.Tensor:
+        """Alg. 1 line 10 on TD3: y = r + gamma (1 - d) min_k Q_targ,k(s', a').
+
+        The max of line 10 picks the Gaussian on the noise-free target means, i* = argmax_i min_k
+        Q_targ,k(s', mu'_i(s')), and TD3's clipped smoothing noise goes on that action only:
+        a' = clip(mu'_i*(s') + clip(N(0, policy_noise^2), -noise_clip, noise_clip), -1, 1). A max over N
+        noisy actions instead would bias the target upward more as N grows.
+        """
+        a = self.args
+        next_means = self.actor_target(batch.next_obs)  # (N, B, act)
+        best = self.qf_target(batch.next_obs, next_means).min(0).values.argmax(0)  # i* per state, (B,)
+        next_action = next_means[best, torch.arange(next_means.shape[1], device=best.device)]  # (B, act)
+        noise = (torch.randn_like(next_action) * a.policy_noise).clamp(-a.noise_clip, a.noise_clip)
+        next_q = self.qf_target(batch.next_obs, (next_action + noise).clamp(-1, 1)).min(0).values  # (B,)
+        return batch.rewards + a.gamma * (1 - batch.terminated) * next_q
+
+    def actor_losses(self, obs: torch.Tensor, temperature: float):
+        """Alg. 1 lines 12-14: loss_i = -mean_s Q1(s, mu_i(s)) - temperature mean_s D_var(i).
+
+        Returns the losses (N,) and the mean D_var of each Gaussian (N,)."""
+        means = self.actor(obs)
+        self.qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
+        q1 = self.qf(obs, means, members=1)[0]  # (N, B)
+        self.qf.requires_grad_(True)
+        diversity = d_var(means).mean(1)
+        return -(q1.mean(1) + temperature * diversity), diversity
+
+    def update(self, batch: Batch, step: int) -> dict:
+        """One gradient step of Alg. 1 (lines 9-16): critics every step, actor and targets every policy_delay steps."""
+        # Line 11: regress both critics on the target y of line 10.
+        qf_loss = (self.qf(batch.obs, batch.actions) - self.td_target(batch)).pow(2).mean(1).sum()
+        self.q_optimizer.zero_grad()
+        qf_loss.backward()
+        self.q_optimizer.step()
+        stats = {"losses/qf_loss": qf_loss.detach()}
+
+        self.n_updates += 1
+        if self.n_updates % self.args.policy_delay == 0:
+            # Lines 12-15. Summing the N losses is exact: theta[i] enters only loss_i (mu_j is detached in D_var).
+            temperature = self.temperature(step)
+            losses, diversity = self.actor_losses(batch.obs, temperature)
             self.actor_optimizer.zero_grad()
-            actor_loss.backward()
+            losses.sum().backward()
             self.actor_optimizer.step()
-            polyak(self.actor_target, self.actor, a.tau)
-            polyak(self.critic_target, self.critic, a.tau)
-            logs.update({"losses/actor_loss": actor_loss.detach(), "charts/sum_d_var": d.detach().sum(),
-                         "charts/temperature": temperature, "charts/epsilon": epsilon})
-        return logs
+            # Line 16, as Polyak averaging after each actor update (TD3).
+            polyak_update(self.actor_target, self.actor, self.args.tau)
+            polyak_update(self.qf_target, self.qf, self.args.tau)
+            stats["losses/actor_loss"] = losses.detach().sum()
+            stats["charts/sum_d_var"] = diversity.detach().sum()
+            stats["charts/temperature"] = temperature
+            stats["charts/epsilon"] = self.epsilon(step)
+        return stats
 
 
 class SACM:
-    """SAC with a K-Gaussian mixture actor (SPEC §7): exact mixture log pi, marginalised reparameterisation."""
+    """SAC with a mixture actor, as in sacm_baseline.py: exact mixture log pi, marginalised reparameterisation."""
 
-    def __init__(self, args, obs_dim, act_dim, device):
+    def __init__(self, args: Args, obs_dim: int, act_dim: int, device: torch.device):
         self.args = args
-        self.actor = MixtureActor(args.n_components, obs_dim, act_dim, args.hidden_size).to(device)
-        self.critic = TwinCritic(obs_dim, act_dim, args.hidden_size).to(device)
-        self.critic_target = TwinCritic(obs_dim, act_dim, args.hidden_size).to(device)
-        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.actor = MixtureActor(args.n_components, obs_dim, act_dim, args.net_arch).to(device)
+        self.qf = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
+        self.qf_target = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
+        self.qf_target.load_state_dict(self.qf.state_dict())
+        self.log_alpha = torch.zeros((), device=device, requires_grad=True)  # alpha starts at 1, as SB3's "auto"
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=args.learning_rate)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=args.learning_rate)
-        self.target_entropy = -float(act_dim)
-        self.log_alpha = torch.zeros(1, device=device, requires_grad=True)
+        self.q_optimizer = torch.optim.Adam(self.qf.parameters(), lr=args.learning_rate)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=args.learning_rate)
+        self.target_entropy = -float(act_dim)
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A pre-squash action u (B, act) per state, c ~ w then u = mu_c + sigma_c xi, and log pi(tanh(u)|s) (B,)."""
+        mean, log_std, log_weights = self.actor(obs)
+        c = torch.multinomial(log_weights.T.exp(), 1).squeeze(1)  # (B,)
+        rows = torch.arange(obs.shape[0], device=obs.device)
+        u = mean[c, rows] + log_std[c, rows].exp() * torch.randn_like(mean[0])
+        return u, mixture_log_prob(u, mean, log_std, log_weights)
 
     @torch.no_grad()
-    def act(self, obs, step):
-        return self.actor.sample(obs.unsqueeze(0))[0][0]
+    def act(self, obs: torch.Tensor, step: int) -> torch.Tensor:
+        return torch.tanh(self.sample(obs[None])[0][0])
 
     @torch.no_grad()
-    def greedy(self, obs):
-        # the component mean with the highest min-Q: the same rule as Gamid's greedy Gaussian
-        means = torch.tanh(self.actor(obs.unsqueeze(0))[0][0])  # (K, A)
-        return means[self.critic(obs, means).min(0).values.argmax().item()]
+    def greedy(self, obs: torch.Tensor) -> torch.Tensor:
+        """The evaluation policy, as Gamid's: tanh of the component mean with the highest Q1, no draw."""
+        means = torch.tanh(self.actor(obs[None])[0][:, 0])  # (K, act)
+        return means[self.qf(obs, means, members=1)[0].argmax()]
 
-    def update(self, batch, step):
-        a = self.args
-        obs, actions, next_obs, rewards, terminations = batch
-        alpha = self.log_alpha.exp().detach()
-        with torch.no_grad():
-            next_actions, next_log_prob = self.actor.sample(next_obs)
-            q_next = self.critic_target(next_obs, next_actions).min(0).values - alpha * next_log_prob
-            target = rewards + a.gamma * (1 - terminations) * q_next
-        critic_loss = (self.critic(obs, actions) - target).pow(2).mean(1).sum()
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
+    @torch.no_grad()
+    def td_target(self, batch: Batch, alpha: torch.Tensor) -> torch.Tensor:
+        """Soft target, a' ~ pi(.|s'): y = r + gamma (1 - d) (min_k Q_targ,k(s', a') - alpha log pi(a'|s'))."""
+        u, log_prob = self.sample(batch.next_obs)
+        next_v = self.qf_target(batch.next_obs, torch.tanh(u)).min(0).values - alpha * log_prob
+        return batch.rewards + self.args.gamma * (1 - batch.terminated) * next_v
 
-        # one reparameterised sample per component, weighted by the mixture weights
-        sampled, log_prob = self.actor.sample_components(obs)  # (B, K, A), (B, K)
-        q = self.critic(obs.unsqueeze(1), sampled).min(0).values  # (B, K)
-        w = self.actor.log_w.exp()
-        actor_loss = ((alpha * log_prob - q).mean(0) * w).sum()
+    def actor_loss(self, obs: torch.Tensor, alpha: torch.Tensor):
+        """Marginalised reparameterisation (Baram et al.): sum_i w_i mean_s[alpha log pi(a_i|s) - min_k Q_k(s, a_i)].
+
+        a_i = tanh(mu_i + sigma_i xi_i) is one reparameterised sample of each component, so every
+        component gets gradient. Returns the loss and the mixture entropy estimate -sum_i w_i mean_s log pi(a_i|s).
+        """
+        mean, log_std, log_weights = self.actor(obs)
+        u = mean + log_std.exp() * torch.randn_like(mean)  # (K, B, act)
+        log_prob = mixture_log_prob(u, mean, log_std, log_weights)  # (K, B)
+        self.qf.requires_grad_(False)  # Q is a fixed function of the action here: skip its weight gradients
+        q = self.qf(obs, torch.tanh(u)).min(0).values  # (K, B)
+        self.qf.requires_grad_(True)
+        weights = log_weights.exp()
+        loss = (weights * (alpha * log_prob - q)).sum(0).mean()
+        entropy = -(weights * log_prob).sum(0).mean().detach()
+        return loss, entropy
+
+    def update(self, batch: Batch, step: int) -> dict:
+        """One SAC gradient step: critics, actor, entropy coefficient, then Polyak averaging of the critics."""
+        alpha = self.log_alpha.detach().exp()
+        qf_loss = (self.qf(batch.obs, batch.actions) - self.td_target(batch, alpha)).pow(2).mean(1).sum()
+        self.q_optimizer.zero_grad()
+        qf_loss.backward()
+        self.q_optimizer.step()
+
+        actor_loss, entropy = self.actor_loss(batch.obs, alpha)
         self.actor_optimizer.zero_grad()
         actor_loss.backward()
         self.actor_optimizer.step()
 
-        entropy_gap = ((log_prob.detach() * w).sum(1) + self.target_entropy).mean()
-        alpha_loss = -self.log_alpha.exp() * entropy_gap
+        # SAC's temperature loss with the mixture entropy estimate: alpha falls while the entropy exceeds -|A|.
+        alpha_loss = self.log_alpha * (entropy - self.target_entropy)
         self.alpha_optimizer.zero_grad()
         alpha_loss.backward()
         self.alpha_optimizer.step()
-        polyak(self.critic_target, self.critic, a.tau)
-        return {"losses/critic_loss": critic_loss.detach(), "losses/actor_loss": actor_loss.detach(),
-                "losses/alpha": alpha, "charts/entropy_estimate": -(log_prob.detach() * w).sum(1).mean()}
 
-
-class ReplayBuffer:
-    """Uniform replay of single-env transitions; a transition never spans an episode boundary."""
-
-    def __init__(self, size, obs_dim, act_dim, device):
-        self.obs = np.zeros((size, obs_dim), np.float32)
-        self.next_obs = np.zeros((size, obs_dim), np.float32)
-        self.actions = np.zeros((size, act_dim), np.float32)
-        self.rewards = np.zeros(size, np.float32)
-        self.terminations = np.zeros(size, np.float32)
-        self.size, self.pos, self.full, self.device = size, 0, False, device
-
-    def add(self, obs, next_obs, action, reward, terminated):
-        i = self.pos
-        self.obs[i], self.next_obs[i], self.actions[i] = obs, next_obs, action
-        self.rewards[i], self.terminations[i] = reward, terminated  # truncation bootstraps: not stored as done
-        self.pos = (i + 1) % self.size
-        self.full = self.full or self.pos == 0
-
-    def sample(self, batch_size, rng):
-        idx = rng.integers(0, self.size if self.full else self.pos, batch_size)
-        arrays = (self.obs, self.actions, self.next_obs, self.rewards, self.terminations)
-        return tuple(torch.as_tensor(x[idx], device=self.device) for x in arrays)
+        polyak_update(self.qf_target, self.qf, self.args.tau)  # SAC has no target actor
+        return {
+            "losses/qf_loss": qf_loss.detach(),
+            "losses/actor_loss": actor_loss.detach(),
+            "losses/alpha": alpha,
+            "charts/entropy": entropy,
+        }
 
 
 ALGOS = {"gamid": Gamid, "sacm": SACM}
 
 
-def validate(args):
-    """Reject bad input with one plain sentence before anything trains."""
+def resolve_args(args: Args) -> Args:
+    """Check the values (every field has its own default here: no preset to fill); one plain sentence if bad."""
     checks = [
         (args.algo in ("gamid", "sacm", "both"), f"--algo must be gamid, sacm or both, not {args.algo!r}."),
         (args.num_seeds >= 1, "--num-seeds must be at least 1."),
@@ -481,20 +574,32 @@ def validate(args):
         (args.total_timesteps > args.learning_starts >= 0, "--total-timesteps must exceed --learning-starts."),
         (1 <= args.batch_size <= args.buffer_size, "--batch-size must lie between 1 and --buffer-size."),
         (args.eval_freq >= 1 and args.eval_episodes >= 1, "--eval-freq and --eval-episodes must be at least 1."),
-        (args.policy_delay >= 1 and args.hidden_size >= 1, "--policy-delay and --hidden-size must be at least 1."),
-        (args.learning_rate > 0 and args.noise_std >= 0, "--learning-rate must be positive and --noise-std not negative."),
+        (args.policy_delay >= 1, "--policy-delay must be at least 1."),
+        (len(args.net_arch) >= 1 and min(args.net_arch) >= 1, "--net-arch needs at least one positive layer size."),
+        (args.learning_rate > 0, "--learning-rate must be positive."),
+        (args.noise_std >= 0, "--noise-std must not be negative."),
         (0 <= args.gamma <= 1 and 0 < args.tau <= 1, "--gamma must lie in [0, 1] and --tau in (0, 1]."),
-        (min(args.temperature_initial, args.temperature_final) >= 0, "temperatures must not be negative."),
-        (all(0 <= e <= 1 for e in (args.epsilon_initial, args.epsilon_final)), "epsilon must lie in [0, 1]."),
-        (all(0 <= f <= 1 for f in (args.temperature_fraction, args.epsilon_fraction)), "fractions must lie in [0, 1]."),
+        (min(args.temperature_initial, args.temperature_final) >= 0, "Temperatures must not be negative."),
+        (
+            0 <= min(args.epsilon_initial, args.epsilon_final) <= max(args.epsilon_initial, args.epsilon_final) <= 1,
+            "Epsilons must lie in [0, 1].",
+        ),
+        (
+            0
+            <= min(args.temperature_fraction, args.epsilon_fraction)
+            <= max(args.temperature_fraction, args.epsilon_fraction)
+            <= 1,
+            "Schedule fractions must lie in [0, 1].",
+        ),
     ]
-    for ok, message in checks:
+    for ok, sentence in checks:
         if not ok:
-            raise SystemExit(message)
+            raise SystemExit(sentence)
+    return args
 
 
-def evaluate(agent, env, episodes, device):
-    """Greedy episodes (Gamid: argmax_i Q1(s, mu_i(s)), no noise): success rate and mean return."""
+def evaluate_greedy(agent, env: MazeGridEnv, episodes: int, device: torch.device) -> tuple[float, float]:
+    """Greedy episodes (no noise, no random draw): success rate on the optimal goal and mean return."""
     successes, returns = 0.0, 0.0
     for _ in range(episodes):
         obs, _ = env.reset()
@@ -508,87 +613,100 @@ def evaluate(agent, env, episodes, device):
     return successes / episodes, returns / episodes
 
 
-def train(args, algo, seed, run_dir, device):
-    """One run of one learner; returns the evaluation curve and the visit counts of its training states."""
+def run_one_seed(args: Args, algo: str, seed: int, run_dir: str, device: torch.device):
+    """One run of one learner: its evaluation curve, rows (step, success, return), and its visited-state counts."""
     writer = SummaryWriter(os.path.join(run_dir, f"{algo}__{seed}"))
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     env, eval_env = MazeGridEnv(), MazeGridEnv()
     env.action_space.seed(seed)
-    eval_env.reset(seed=seed + 10_000)
     agent = ALGOS[algo](args, 2, 2, device)
-    buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), 2, 2, device)
+    rb = ReplayBuffer(min(args.buffer_size, args.total_timesteps), 2, 2, device)
     visits = np.zeros((HEATMAP_BINS, HEATMAP_BINS))
-    curve, recent, logs, episodes, episode_return = [], [], {}, 0, 0.0
+    curve, recent, stats, episodes, episode_return = [], [], {}, 0, 0.0
     start = last_print = time.time()
     obs, _ = env.reset(seed=seed)
     try:
-        for step in range(args.total_timesteps):
-            if step < args.learning_starts:
+        for global_step in range(1, args.total_timesteps + 1):
+            # Act: before learning_starts uniformly at random, then the learner's exploring policy.
+            if global_step <= args.learning_starts:
                 action = env.action_space.sample()
             else:
-                action = agent.act(torch.as_tensor(obs, device=device), step).cpu().numpy()
+                action = agent.act(torch.as_tensor(obs, device=device), global_step).cpu().numpy()
             next_obs, reward, terminated, truncated, info = env.step(action)
             cell = np.minimum(((next_obs + 1) / 2 * HEATMAP_BINS).astype(int), HEATMAP_BINS - 1)
             visits[cell[1], cell[0]] += 1
-            buffer.add(obs, next_obs, action, reward, terminated)
+            rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through the time limit
             obs, episode_return = next_obs, episode_return + reward
             if terminated or truncated:
                 episodes += 1
                 recent = (recent + [info["is_success"]])[-20:]
-                writer.add_scalar("charts/episodic_return", episode_return, step)
-                writer.add_scalar("charts/success", float(info["is_success"]), step)
-                writer.add_scalar("charts/suboptimal_goal", float(info["is_suboptimal"]), step)
-                writer.add_scalar("charts/success_rate_last_20_episodes", float(np.mean(recent)), step)
+                writer.add_scalar("charts/episodic_return", episode_return, global_step)
+                writer.add_scalar("charts/success", float(info["is_success"]), global_step)
+                writer.add_scalar("charts/suboptimal_goal", float(info["is_suboptimal"]), global_step)
+                writer.add_scalar("charts/success_rate_last_20_episodes", float(np.mean(recent)), global_step)
                 obs, episode_return = env.reset()[0], 0.0
-            if step >= args.learning_starts:
-                for name, value in agent.update(buffer.sample(args.batch_size, rng), step).items():
-                    logs[name] = float(value)
-                    if not math.isfinite(logs[name]):
-                        raise SystemExit(f"{algo} seed {seed}: {name} is {logs[name]} at step {step}; stopping.")
-                if step % 250 == 0:
-                    for name, value in logs.items():
-                        writer.add_scalar(name, value, step)
-            if (step + 1) % args.eval_freq == 0 or step + 1 == args.total_timesteps:
-                success, ret = evaluate(agent, eval_env, args.eval_episodes, device)
-                curve.append((step + 1, success, ret))
-                writer.add_scalar("eval/success_rate", success, step + 1)
-                writer.add_scalar("eval/episodic_return", ret, step + 1)
-                writer.add_scalar("charts/SPS", (step + 1) / (time.time() - start), step + 1)
+
+            # Learn: one gradient step per environment step.
+            if global_step > args.learning_starts:
+                stats |= agent.update(rb.sample(args.batch_size), global_step)
+                if global_step % 250 == 0:
+                    for tag, value in stats.items():
+                        value = float(value)
+                        if not math.isfinite(value):
+                            raise SystemExit(f"{algo} seed {seed}: {tag} is {value} at step {global_step}; stopping.")
+                        writer.add_scalar(tag, value, global_step)
+
+            if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+                success, mean_return = evaluate_greedy(agent, eval_env, args.eval_episodes, device)
+                curve.append((global_step, success, mean_return))
+                sps = global_step / (time.time() - start)
+                writer.add_scalar("eval/success_rate", success, global_step)
+                writer.add_scalar("eval/episodic_return", mean_return, global_step)
+                writer.add_scalar("charts/SPS", sps, global_step)
             if time.time() - last_print > 5:
-                print(f"{algo} seed {seed}: step {step + 1}/{args.total_timesteps}, "
-                      f"SPS {(step + 1) / (time.time() - start):.0f}, episodes {episodes}, "
-                      f"training success (last 20) {np.mean(recent) if recent else 0:.2f}, "
-                      f"greedy success {curve[-1][1] if curve else 0:.2f}", flush=True)
                 last_print = time.time()
+                training_success = np.mean(recent) if recent else 0.0
+                greedy_success = curve[-1][1] if curve else 0.0
+                print(
+                    f"{algo} seed {seed}: step {global_step}/{args.total_timesteps}, "
+                    f"SPS {global_step / (last_print - start):.0f}, episodes {episodes}, "
+                    f"training success (last 20) {training_success:.2f}, greedy success {greedy_success:.2f}",
+                    flush=True,
+                )
     finally:
         writer.close()
     return np.array(curve), visits
 
 
-def plot_figure3(curves, visits, path):
+def plot_figure3(curves: dict, visits: dict, path: str) -> None:
     """Mean greedy success rate vs steps with a two-standard-deviation band, and heat maps of visited states."""
     colors = {"gamid": "tab:red", "sacm": "tab:blue"}
     fig = Figure(figsize=(5 + 4 * len(curves), 4), constrained_layout=True)
     axes = fig.subplots(1, 1 + len(curves), squeeze=False)[0]
     for algo, runs in curves.items():
-        steps, success = runs[0][:, 0], np.stack([r[:, 1] for r in runs])
+        steps = runs[0][:, 0]
+        success = np.stack([run[:, 1] for run in runs])
         mean, std = success.mean(0), success.std(0)
+        low, high = np.clip(mean - 2 * std, 0, 1), np.clip(mean + 2 * std, 0, 1)
         axes[0].plot(steps, mean, color=colors[algo], label=f"{algo} ({len(runs)} seeds)")
-        axes[0].fill_between(steps, np.clip(mean - 2 * std, 0, 1), np.clip(mean + 2 * std, 0, 1),
-                             color=colors[algo], alpha=0.2)
-    axes[0].set(xlabel="environment steps", ylabel="greedy success rate (optimal goal)", ylim=(-0.02, 1.02),
-                title="MazeGrid: mean and 2 std")
+        axes[0].fill_between(steps, low, high, color=colors[algo], alpha=0.2)
+    axes[0].set(
+        xlabel="environment steps",
+        ylabel="greedy success rate (optimal goal)",
+        ylim=(-0.02, 1.02),
+        title="MazeGrid: mean and 2 std",
+    )
     axes[0].legend()
-    maze = MazeGridEnv()
-    walls = np.all(maze.render() == 0, axis=-1)  # the agent is absent before reset
+    walls = np.all(MazeGridEnv().render() == 0, axis=-1)  # the agent is absent before reset
+    extent = (-ARENA, ARENA, -ARENA, ARENA)
     for ax, (algo, counts) in zip(axes[1:], visits.items()):
-        ax.imshow(np.log1p(counts), origin="lower", extent=(-ARENA, ARENA, -ARENA, ARENA), cmap="magma")
-        ax.imshow(np.ma.masked_where(~walls, walls), extent=(-ARENA, ARENA, -ARENA, ARENA), cmap="Greys_r",
-                  vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(np.log1p(counts), origin="lower", extent=extent, cmap="magma")
+        wall_mask = np.ma.masked_where(~walls, walls)
+        ax.imshow(wall_mask, extent=extent, cmap="Greys_r", vmin=0, vmax=1, interpolation="nearest")
         for cell, color in ((OPTIMAL_CELL, "lime"), (SUBOPTIMAL_CELL, "orange")):
             x0, y0 = 2 * cell[0] - ARENA, 2 * cell[1] - ARENA
             ax.plot([x0, x0 + 2, x0 + 2, x0, x0], [y0, y0, y0 + 2, y0 + 2, y0], color=color, lw=1.5)
@@ -596,30 +714,42 @@ def plot_figure3(curves, visits, path):
     fig.savefig(path, dpi=110)
 
 
-def main(args):
-    validate(args)
+def main(args: Args) -> dict:
+    """Train each learner on --num-seeds seeds; print the summary, save curves, visit counts and the figure."""
+    args = resolve_args(args)
     torch.set_num_threads(1)  # small networks: one thread is fastest and leaves cores to others
     device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
     run_dir = os.path.join(args.runs_dir, f"MazeGrid-v0__{args.exp_name}__{args.seed}__{int(time.time())}")
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
+        json.dump(asdict(args), f, indent=2)
+    print("hyperparameters: " + ", ".join(f"{key}={value}" for key, value in asdict(args).items()))
     algos = ["gamid", "sacm"] if args.algo == "both" else [args.algo]
     start = time.time()
-    curves, visits = {a: [] for a in algos}, {a: 0 for a in algos}
+    curves = {algo: [] for algo in algos}
+    visits = {algo: np.zeros((HEATMAP_BINS, HEATMAP_BINS)) for algo in algos}
     for algo in algos:
         for k in range(args.num_seeds):
-            curve, counts = train(args, algo, args.seed + k, run_dir, device)
+            curve, counts = run_one_seed(args, algo, args.seed + k, run_dir, device)
             curves[algo].append(curve)
-            visits[algo] = visits[algo] + counts
-            print(f"{algo} seed {args.seed + k}: final greedy success {curve[-1, 1]:.2f}, "
-                  f"return {curve[-1, 2]:.2f} ({time.time() - start:.0f}s so far)", flush=True)
+            visits[algo] += counts
+            print(
+                f"{algo} seed {args.seed + k}: final greedy success {curve[-1, 1]:.2f}, "
+                f"return {curve[-1, 2]:.2f} ({time.time() - start:.0f}s so far)",
+                flush=True,
+            )
 
     print(f"\nMazeGrid, {args.num_seeds} seeds x {args.total_timesteps} steps, wall time {time.time() - start:.0f}s")
     for algo, runs in curves.items():
-        final = np.array([r[-1, 1] for r in runs])
-        area = np.mean([r[:, 1].mean() for r in runs])
-        print(f"{algo:>6}: final greedy success rate {final.mean():.2f} +- {final.std():.2f} "
-              f"(per seed {final.tolist()}), mean over the curve {area:.2f}")
+        final = np.array([run[-1, 1] for run in runs])
+        area = np.mean([run[:, 1].mean() for run in runs])
+        print(
+            f"{algo:>6}: final greedy success rate {final.mean():.2f} +- {final.std():.2f} "
+            f"(per seed {final.tolist()}), mean over the curve {area:.2f}"
+        )
     with open(os.path.join(run_dir, "curves.json"), "w") as f:
-        json.dump({a: [r.tolist() for r in runs] for a, runs in curves.items()}, f)
+        json.dump({algo: [run.tolist() for run in runs] for algo, runs in curves.items()}, f)
+    np.savez(os.path.join(run_dir, "visits.npz"), **visits)
     figure_path = os.path.join(run_dir, "mazegrid.png")
     plot_figure3(curves, visits, figure_path)
     print(f"figure: {figure_path}\ntensorboard: {run_dir}")

@@ -1,5 +1,6 @@
-"""Tests for mazegrid.py: the MazeGrid environment (SPEC §9.2) and its compact Gamid / SACM learners."""
+"""Tests for mazegrid.py: the MazeGrid environment and its compact Gamid / SACM learners."""
 
+import copy
 import math
 import pathlib
 import subprocess
@@ -172,93 +173,238 @@ def test_environment_checks_its_arguments():
         env.step(np.zeros(3))
 
 
-def test_gamid_critic_target_is_max_over_gaussians_of_min_twin_q():
-    args = mazegrid.Args(n_actors=3, policy_noise=0.0, total_timesteps=2000)  # no smoothing noise: deterministic target
+def small_args(**overrides):
+    """Small networks for fast tests; every other field at its default."""
+    return mazegrid.Args(net_arch=(16, 16), **overrides)
+
+
+def random_batch(size=16, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    rand = lambda *shape: torch.rand(*shape, generator=generator) * 2 - 1  # noqa: E731
+    terminated = (torch.arange(size) % 4 == 0).float()
+    return mazegrid.Batch(rand(size, 2), rand(size, 2), rand(size).abs(), rand(size, 2), terminated)
+
+
+def test_gamid_target_smooths_only_the_gaussian_chosen_on_noise_free_means():
+    # Alg. 1 line 10 on TD3: i* = argmax_i min_k Q_targ,k(s', mu'_i(s')) without noise, then TD3's clipped noise on
+    # mu'_i*(s') alone. Built here one Gaussian and one critic at a time, with the noise drawn from the same seed.
+    args = small_args(n_actors=3, policy_noise=0.5, noise_clip=0.5)
     torch.manual_seed(0)
     agent = mazegrid.Gamid(args, 2, 2, torch.device("cpu"))
-    obs, next_obs = torch.rand(16, 2) * 2 - 1, torch.rand(16, 2) * 2 - 1
-    actions, rewards = torch.rand(16, 2) * 2 - 1, torch.rand(16)
-    terminations = (torch.arange(16) % 4 == 0).float()
-    with torch.no_grad():  # independent computation, one Gaussian and one critic at a time
-        q_next = torch.stack([
-            torch.stack([agent.critic_target(next_obs, agent.actor_target(next_obs)[i])[j] for j in range(2)]).min(0).values
-            for i in range(3)
-        ]).max(0).values
-        target = rewards + args.gamma * (1 - terminations) * q_next
-        q = agent.critic(obs, actions)
-        expected = ((q[0] - target) ** 2).mean() + ((q[1] - target) ** 2).mean()
-    logs = agent.update((obs, actions, next_obs, rewards, terminations), step=0)
-    assert logs["losses/critic_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    batch = random_batch()
+    with torch.no_grad():
+        means = [agent.actor_target(batch.next_obs)[i] for i in range(3)]  # (B, 2) each
+        min_q = lambda a: torch.minimum(*[agent.qf_target(batch.next_obs, a)[k] for k in range(2)])  # noqa: E731
+        chosen = torch.stack([min_q(m) for m in means]).argmax(0)  # (B,)
+        torch.manual_seed(1)
+        noise = (torch.randn(16, 2) * 0.5).clamp(-0.5, 0.5)
+        action = torch.stack([means[i][b] for b, i in enumerate(chosen.tolist())])
+        expected = batch.rewards + args.gamma * (1 - batch.terminated) * min_q((action + noise).clamp(-1, 1))
+        # the previous rule: the same noise on every Gaussian's action, then the max over the N noisy ones
+        old = torch.stack([min_q((m + noise).clamp(-1, 1)) for m in means]).max(0).values
+        old = batch.rewards + args.gamma * (1 - batch.terminated) * old
+    torch.manual_seed(1)
+    target = agent.td_target(batch)
+    assert torch.allclose(target, expected, atol=1e-6)
+    assert (old - target).abs().max() > 1e-3  # the two rules differ on this batch
+
+
+def hand_d_var(means, i):
+    """-log sum_{j != i} exp(-||mu_i - sg(mu_j)||^2), one pair at a time (Eq. 4)."""
+    terms = [torch.exp(-(means[i] - means[j].detach()).pow(2).sum(-1)) for j in range(len(means)) if j != i]
+    return -torch.log(sum(terms))
+
+
+def test_gamid_actor_and_targets_move_every_policy_delay_steps_along_the_hand_gradient():
+    args = small_args(n_actors=3, policy_delay=2, total_timesteps=1000, temperature_initial=0.3, temperature_final=0.1)
+    torch.manual_seed(0)
+    agent = mazegrid.Gamid(args, 2, 2, torch.device("cpu"))
+    start = {name: p.detach().clone() for name, p in agent.actor.state_dict().items()}
+    start_q_target = [p.detach().clone() for p in agent.qf_target.parameters()]
+    batch = random_batch()
+
+    stats = agent.update(batch, step=500)  # first gradient step: critics only
+    assert "losses/actor_loss" not in stats
+    assert all(p.grad is None for p in agent.actor.parameters())
+    assert all(torch.equal(p, start[n]) for n, p in agent.actor.state_dict().items())
+    assert all(torch.equal(p, q) for p, q in zip(agent.qf_target.parameters(), start_q_target))
+
+    stats = agent.update(batch, step=500)  # second: critics, then actor and both targets
+    temperature = 0.3 + 500 / 1000 * (0.1 - 0.3)
+    assert stats["charts/temperature"] == pytest.approx(temperature)
+    reference = mazegrid.GaussianMeans(3, 2, 2, (16, 16))
+    reference.load_state_dict(start)
+    means = [reference(batch.obs)[i] for i in range(3)]
+    loss = sum(-agent.qf(batch.obs, means[i])[0].mean() - temperature * hand_d_var(means, i).mean() for i in range(3))
+    assert stats["losses/actor_loss"].item() == pytest.approx(loss.item(), rel=1e-5)
+    loss.backward()
+    for p, hand in zip(agent.actor.parameters(), reference.parameters()):
+        assert torch.allclose(p.grad, hand.grad, atol=1e-6)
+    # Adam's first step moves each weight by lr * g / (|g| + eps); the targets then trail by tau
+    for (name, p), hand in zip(agent.actor.state_dict().items(), reference.parameters()):
+        moved = start[name] - args.learning_rate * hand.grad / (hand.grad.abs() + 1e-8)
+        assert torch.allclose(p, moved, atol=1e-6)
+        target = agent.actor_target.state_dict()[name]
+        assert torch.allclose(target, (1 - args.tau) * start[name] + args.tau * p, atol=1e-7)
 
 
 def test_gamid_mean_network_i_gets_gradient_only_from_its_own_loss():
-    args = mazegrid.Args(n_actors=3, total_timesteps=2000)
     torch.manual_seed(0)
-    agent = mazegrid.Gamid(args, 2, 2, torch.device("cpu"))
-    obs = torch.rand(8, 2)
-    means = agent.actor(obs)  # (N, B, A) from one batched ensemble
-    loss_i = -(agent.critic(obs, means, q1_only=True)[0].mean(1) + 0.3 * mazegrid.d_var(means).mean(1))
-    loss_i[1].backward()
+    agent = mazegrid.Gamid(small_args(n_actors=3), 2, 2, torch.device("cpu"))
+    losses, _ = agent.actor_losses(torch.rand(8, 2), temperature=0.3)
+    losses[1].backward()
     for weight in agent.actor.net.weights:
         assert weight.grad[0].abs().sum() == 0 and weight.grad[2].abs().sum() == 0
         assert weight.grad[1].abs().sum() > 0
 
 
-def test_sacm_component_log_probs_match_torch_distributions():
+def squashed_mixture(mean, log_std):
+    """torch.distributions' tanh-squashed uniform mixture for one state: mean, log_std (K, act)."""
+    k = mean.shape[0]
+    components = torch.distributions.Independent(Normal(mean, log_std.exp()), 1)
+    base = MixtureSameFamily(Categorical(logits=torch.zeros(k, dtype=mean.dtype)), components)
+    return TransformedDistribution(base, [TanhTransform()])
+
+
+def test_sacm_mixture_log_prob_matches_torch_distributions():
     torch.manual_seed(0)
-    actor = mazegrid.MixtureActor(3, 2, 2, 16).double()
-    obs = torch.rand(5, 2, dtype=torch.float64)
-    torch.manual_seed(1)
-    actions, log_prob = actor.sample_components(obs)  # (5, 3, 2), (5, 3)
-    mean, log_std = actor(obs)
-    base = MixtureSameFamily(
-        Categorical(logits=actor.log_w.expand(5, 3)),
-        torch.distributions.Independent(Normal(mean, log_std.exp()), 1),
-    )
-    reference = TransformedDistribution(base, [TanhTransform()])
-    expected = torch.stack([reference.log_prob(actions[:, k]) for k in range(3)], 1)
-    assert torch.allclose(log_prob, expected, atol=1e-6)
+    mean, log_std = torch.randn(3, 5, 2, dtype=torch.float64), torch.randn(3, 5, 2, dtype=torch.float64) * 0.5
+    log_weights = torch.full((3, 5), -math.log(3), dtype=torch.float64)
+    u = torch.randn(4, 5, 2, dtype=torch.float64)  # 4 samples for each of 5 states
+    ours = mazegrid.mixture_log_prob(u, mean, log_std, log_weights)  # (4, 5)
+    for b in range(5):
+        reference = squashed_mixture(mean[:, b], log_std[:, b]).log_prob(torch.tanh(u[:, b]))
+        assert torch.allclose(ours[:, b], reference, atol=1e-8)
+
+
+def test_sacm_actor_and_alpha_steps_follow_an_independent_computation():
+    # After one update: the actor's gradient is that of sum_k w_k mean_s[alpha log pi(a_k|s) - min_k Q_k(s, a_k)],
+    # with a_k = tanh(mu_k + sigma_k xi_k), built from torch.distributions; log alpha's is H + |A| (SB3's loss).
+    args = small_args(n_components=3)
+    torch.manual_seed(0)
+    agent = mazegrid.SACM(args, 2, 2, torch.device("cpu"))
+    with torch.no_grad():
+        agent.log_alpha.fill_(math.log(0.5))  # alpha = 0.5: a loss on alpha itself would now show
+        for weight, bias in zip(agent.qf.net.weights, agent.qf.net.biases):  # Q2 = Q1 but for its last layer,
+            weight[1], bias[1] = weight[0], bias[0]  # so that the two critics cross and the min matters
+        agent.qf.net.weights[-1][1] += 0.5 * torch.randn_like(agent.qf.net.weights[-1][1])
+    reference = copy.deepcopy(agent.actor)
+    batch = random_batch(16)
+    torch.manual_seed(5)
+    stats = agent.update(batch, step=0)
+
+    torch.manual_seed(5)
+    with torch.no_grad():
+        copy.deepcopy(agent).sample(batch.next_obs)  # replay the target's draws to reach the actor's noise
+    mean, log_std, _ = reference(batch.obs)  # (K, B, 2)
+    xi = torch.randn_like(mean)  # the same layout as the actor's draw (mean is a transposed view)
+    loss, entropy, lower = 0.0, 0.0, []
+    for k in range(3):
+        u = mean[k] + log_std[k].exp() * xi[k]
+        log_prob = torch.stack(
+            [squashed_mixture(mean[:, b], log_std[:, b]).log_prob(torch.tanh(u[b])) for b in range(16)]
+        )
+        q1, q2 = agent.qf(batch.obs, torch.tanh(u))  # the critics after their own step, as in update
+        lower.append(q1 < q2)
+        loss = loss + ((0.5 * log_prob - torch.minimum(q1, q2)).mean()) / 3  # w_k = 1/3
+        entropy = entropy - log_prob.mean().detach() / 3
+    lower = torch.stack(lower)
+    assert lower.any() and not lower.all()  # each critic is the smaller one somewhere: the min matters
+    assert stats["losses/actor_loss"].item() == pytest.approx(loss.item(), rel=1e-4)
+    loss.backward()
+    for p, hand in zip(agent.actor.parameters(), reference.parameters()):
+        assert torch.allclose(p.grad, hand.grad, atol=1e-5)
+    assert stats["charts/entropy"].item() == pytest.approx(entropy.item(), rel=1e-4)
+    assert agent.log_alpha.grad.item() == pytest.approx(entropy.item() + 2, rel=1e-4)
+    # Adam's first step on log alpha: -lr * sign(H + |A|); alpha falls while the entropy is above -|A|
+    step = -args.learning_rate * math.copysign(1, entropy.item() + 2)
+    assert agent.log_alpha.item() == pytest.approx(math.log(0.5) + step, abs=1e-7)
+
+
+@pytest.mark.parametrize("algo", ["gamid", "sacm"])
+def test_greedy_action_is_the_mean_with_the_highest_q1(algo):
+    torch.manual_seed(0)
+    args = small_args(n_actors=4, n_components=4)
+    agent = mazegrid.ALGOS[algo](args, 2, 2, torch.device("cpu"))
+    for obs in torch.rand(10, 2) * 2 - 1:
+        with torch.no_grad():
+            if algo == "gamid":
+                means = [agent.actor(obs[None])[i, 0] for i in range(4)]
+            else:
+                means = [torch.tanh(agent.actor(obs[None])[0][k, 0]) for k in range(4)]
+            q1 = [agent.qf(obs[None], m[None])[0].item() for m in means]
+        expected = means[max(range(4), key=lambda i: q1[i])]
+        assert torch.equal(agent.greedy(obs), expected)
 
 
 @pytest.mark.parametrize("algo", ["gamid", "sacm"])
 def test_short_run_writes_tensorboard_events_and_figure(algo, tmp_path):
-    args = mazegrid.Args(
-        algo=algo, num_seeds=1, total_timesteps=300, learning_starts=100, batch_size=32, eval_freq=100,
+    args = small_args(
+        algo=algo,
+        num_seeds=1,
+        total_timesteps=300,
+        learning_starts=100,
+        batch_size=32,
+        eval_freq=100,
         runs_dir=str(tmp_path),
     )
     curves = mazegrid.main(args)
     assert curves[algo][0][:, 0].tolist() == [100, 200, 300]
     (run_dir,) = tmp_path.iterdir()
     assert list((run_dir / f"{algo}__1").glob("events.out.tfevents.*"))
-    assert (run_dir / "mazegrid.png").exists()
+    assert (run_dir / "mazegrid.png").exists() and (run_dir / "curves.json").exists()
+    assert np.load(run_dir / "visits.npz")[algo].sum() == 300
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tags = EventAccumulator(str(run_dir / f"{algo}__1")).Reload().Tags()["scalars"]
-    assert {"eval/success_rate", "eval/episodic_return", "charts/episodic_return", "losses/critic_loss"} <= set(tags)
+    assert {"eval/success_rate", "eval/episodic_return", "charts/episodic_return", "losses/qf_loss"} <= set(tags)
+
+
+@pytest.mark.parametrize("algo", ["gamid", "sacm"])
+def test_evaluation_draws_nothing_from_the_training_streams(algo, tmp_path):
+    # runs that differ only in how often they evaluate visit the same states and learn the same values
+    runs = []
+    for eval_freq in (50, 400):
+        args = small_args(total_timesteps=400, learning_starts=100, batch_size=16, eval_freq=eval_freq)
+        runs.append(mazegrid.run_one_seed(args, algo, 3, str(tmp_path / str(eval_freq)), torch.device("cpu")))
+    assert np.array_equal(runs[0][1], runs[1][1])
+    assert np.array_equal(runs[0][0][-1], runs[1][0][-1])  # the final evaluation, at step 400
 
 
 def test_cli_rejects_unknown_algo_with_one_sentence(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "mazegrid.py"), "--algo", "ppo", "--runs-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "--algo must be gamid, sacm or both, not 'ppo'."
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("field, value", [("num_seeds", 0), ("n_actors", 0), ("epsilon_final", -0.1), ("temperature_final", -1.0)])
-def test_bad_arguments_are_rejected_before_training(field, value, tmp_path):
+@pytest.mark.parametrize(
+    "field, value, sentence",
+    [
+        ("num_seeds", 0, "--num-seeds must be at least 1."),
+        ("n_actors", 0, "--n-actors must be at least 1."),
+        ("epsilon_final", -0.1, "Epsilons must lie in [0, 1]."),
+        ("temperature_final", -1.0, "Temperatures must not be negative."),
+        ("learning_starts", 20000, "--total-timesteps must exceed --learning-starts."),
+        ("net_arch", (), "--net-arch needs at least one positive layer size."),
+    ],
+)
+def test_bad_arguments_are_rejected_before_training(field, value, sentence, tmp_path):
     with pytest.raises(SystemExit) as excinfo:
         mazegrid.main(mazegrid.Args(runs_dir=str(tmp_path), **{field: value}))
-    assert isinstance(excinfo.value.code, str) and not any(tmp_path.iterdir())
+    assert excinfo.value.code == sentence
+    assert not any(tmp_path.iterdir())
 
 
 def test_same_seed_same_numbers(tmp_path):
-    args = mazegrid.Args(algo="gamid", num_seeds=1, total_timesteps=200, learning_starts=50, batch_size=16,
-                         eval_freq=100, runs_dir=str(tmp_path))
+    args = small_args(algo="gamid", num_seeds=1, total_timesteps=200, learning_starts=50, batch_size=16, eval_freq=100)
     torch.manual_seed(123)
-    first = mazegrid.train(args, "gamid", 1, str(tmp_path / "a"), torch.device("cpu"))
-    second = mazegrid.train(args, "gamid", 1, str(tmp_path / "b"), torch.device("cpu"))
+    first = mazegrid.run_one_seed(args, "gamid", 1, str(tmp_path / "a"), torch.device("cpu"))
+    second = mazegrid.run_one_seed(args, "gamid", 1, str(tmp_path / "b"), torch.device("cpu"))
     assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
     assert math.isclose(first[1].sum(), 200)
