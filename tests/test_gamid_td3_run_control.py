@@ -147,18 +147,27 @@ def test_a_truncated_checkpoint_is_refused_with_one_sentence(reference, tmp_path
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
 
 
-def test_evaluate_watches_a_saved_model_or_checkpoint_and_trains_nothing(reference):
+def test_evaluate_watches_a_saved_model_or_checkpoint_and_trains_nothing(reference, monkeypatch):
     script, reference_dir, output = reference
     final_evaluation = [line for line in output.splitlines() if line.startswith("step 1500, eval return")][0]
-    mean_and_std = final_evaluation.split("eval return ")[1]
     model = os.path.join(reference_dir, script.replace(".py", ".model"))
-    for path in (model, reference_dir):  # the model, and the run directory's final checkpoint.pt
-        before = sorted(os.listdir(reference_dir))
-        watched = run(script, "--evaluate", path, "--eval-episodes", "2", "--seed", "1")
-        assert watched.returncode == 0, watched.stderr
-        # The same greedy policy from the same start states: the run's final evaluation, to the printed digit.
-        assert watched.stdout.strip().splitlines()[-1] == f"eval return {mean_and_std} over 2 episodes"
-        assert sorted(os.listdir(reference_dir)) == before  # nothing trained, logged or saved
+    before = sorted(os.listdir(reference_dir))
+    watched = run(script, "--evaluate", model, "--eval-episodes", "2", "--seed", "1")
+    assert watched.returncode == 0, watched.stderr
+    mean_and_std = final_evaluation.split("eval return ")[1]
+    assert watched.stdout.strip().splitlines()[-1] == f"eval return {mean_and_std} over 2 episodes"
+    assert sorted(os.listdir(reference_dir)) == before  # nothing trained, logged or saved
+
+    # To more digits than printed: the same greedy policy from the same start states gives the run's final
+    # evaluation, from the model and from the run directory's final checkpoint.pt alike.
+    module = MODULES[script]
+    seen = []
+    real_evaluate = module.evaluate
+    monkeypatch.setattr(module, "evaluate", lambda *a, **kw: seen.append(real_evaluate(*a, **kw)) or seen[-1])
+    for path in (model, reference_dir):
+        module.main(module.Args(evaluate=path, eval_episodes=2, seed=1))
+    logged = scalars(reference_dir)["eval/episodic_return"][-1][1]
+    assert [sum(returns) / 2 for returns in seen] == pytest.approx([logged, logged], rel=1e-6)
 
 
 @pytest.mark.parametrize("script", list(MODULES))
