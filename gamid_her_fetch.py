@@ -628,8 +628,7 @@ def new_episode(obs: dict) -> dict:
 def main(args: Args) -> str:
     """Train Gamid + HER; returns the run directory."""
     if args.evaluate:
-        watch(args)
-        return os.path.dirname(args.evaluate)
+        return watch(args)
     checkpoint = None
     if args.resume:
         args = resume_args(args)
@@ -994,37 +993,41 @@ def progress_line(step: int, total: int, start_step: int, start_time: float, rec
     return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
 
 
-def watch(args: Args) -> None:
-    """--evaluate PATH: greedy episodes of a model saved with --save-model, or of a checkpoint; trains nothing."""
+def watch(args: Args) -> str:
+    """--evaluate PATH: greedy episodes of a saved model (--save-model) or checkpoint; trains nothing.
+
+    Episode i starts from --seed + 10_000 + i: with the run's seed, the goals and start states of its evaluations.
+    """
+    if not os.path.exists(args.evaluate):
+        raise SystemExit(f"There is no saved model or checkpoint at {args.evaluate}.")
     saved = load_checkpoint(args.evaluate)
-    saved_args = Args(
-        **{name: tuple(value) if isinstance(value, list) else value for name, value in saved["args"].items()}
-    )
-    video_dir = os.path.join(os.path.dirname(os.path.abspath(args.evaluate)), "videos_evaluate")
-    env = make_goal_env(saved_args.env_id, args.seed, video_dir if args.capture_video else None)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    run = Args(**{name: tuple(value) if isinstance(value, list) else value for name, value in saved["args"].items()})
+    run_dir = args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(args.evaluate)
+    video_dir = os.path.join(run_dir, "videos_evaluate") if args.capture_video else None
+    env = make_goal_env(run.env_id, args.seed, video_dir)
     spaces = env.observation_space
     in_dim = spaces["observation"].shape[0] + spaces["desired_goal"].shape[0]
     act_dim = env.action_space.shape[0]
-    actor = GaussianMeans(saved_args.n_actors, in_dim, act_dim, saved_args.net_arch).to(device)
-    qf = TwinQ(in_dim, act_dim, saved_args.net_arch).to(device)
+    actor = GaussianMeans(run.n_actors, in_dim, act_dim, run.net_arch)
+    qf = TwinQ(in_dim, act_dim, run.net_arch)
     actor.load_state_dict(saved["actor"])
     qf.load_state_dict(saved["qf"])
-    normalizer = Normalizer(in_dim, saved_args.normalize_obs)
+    normalizer = Normalizer(in_dim, run.normalize_obs)
     normalizer.load_state_dict(saved["normalizer"])
     returns, successes = evaluate_goal_env(
         policy=partial(greedy_action, actor, qf),
         env=env,
         episodes=args.eval_episodes,
         normalizer=normalizer,
-        device=device,
+        device=torch.device("cpu"),
         seed=args.seed + 10_000,
     )
     env.close()
     print(
-        f"{args.evaluate}: return {np.mean(returns):.1f} +- {np.std(returns):.1f}, "
-        f"success rate {np.mean(successes):.2f} over {args.eval_episodes} greedy episodes"
+        f"eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}, success rate {np.mean(successes):.2f} "
+        f"over {args.eval_episodes} episodes"
     )
+    return run_dir
 
 
 # ==============================================================================================================

@@ -363,6 +363,12 @@ def test_saved_model_loads_back_to_the_same_actions_and_q_values(tmp_path, one_t
         assert torch.equal(loaded_obs, obs)  # the same normalized inputs: the normalizer statistics came back
         assert torch.equal(loaded_action, action) and torch.equal(loaded_q, q)
 
+    calls.clear()  # --evaluate PATH loads the same way
+    her.main(her.Args(evaluate=os.path.join(run_dir, "gamid_her_fetch.model"), eval_episodes=2))
+    assert len(calls) == 100
+    for (obs, action, q), (loaded_obs, loaded_action, loaded_q) in zip(trained, calls):
+        assert torch.equal(loaded_obs, obs) and torch.equal(loaded_action, action) and torch.equal(loaded_q, q)
+
 
 # ---- The paper's presets, cell by cell. ----
 # Paper Table 4 (shared TD3 hyperparameters, Fetch), transcribed row by row: (Push, Slide, PickAndPlace).

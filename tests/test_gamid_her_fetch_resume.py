@@ -163,7 +163,9 @@ def test_a_flag_that_contradicts_the_saved_run_is_refused(uninterrupted):
     assert result.stderr.strip().splitlines()[-1] == "--learning-rate 0.5 conflicts with the run's saved value 0.001."
 
 
-@pytest.mark.parametrize("saved", ["gamid_her_fetch.model", "checkpoint.pt"])
+@pytest.mark.parametrize(
+    "saved", ["gamid_her_fetch.model", "checkpoint.pt", ""], ids=["model", "checkpoint", "run-dir"]
+)
 def test_evaluate_watches_a_saved_model_or_checkpoint_and_trains_nothing(uninterrupted, saved, tmp_path):
     path = os.path.join(uninterrupted, saved)
     command = [sys.executable, SCRIPT, "--evaluate", path, "--eval-episodes", "2", "--runs-dir", str(tmp_path)]
@@ -171,7 +173,7 @@ def test_evaluate_watches_a_saved_model_or_checkpoint_and_trains_nothing(uninter
     assert result.returncode == 0, result.stderr
     mean = [value for step, value in scalars(uninterrupted)["eval/episodic_return"] if step == 1500][0]
     # The run's last evaluation used the same seeds and model: the same mean return.
-    assert result.stdout.strip().splitlines()[-1].startswith(f"{path}: return {mean:.1f} +- ")
+    assert result.stdout.strip().splitlines()[-1].startswith(f"eval return {mean:.1f} +- ")
     assert os.listdir(tmp_path) == []
 
 
@@ -185,3 +187,13 @@ def test_track_logs_to_weights_and_biases_offline(tmp_path):
     (log,) = glob.glob(os.path.join(run, "run-*.wandb"))
     records = open(log, "rb").read()  # the offline run's records: config and synced TensorBoard scalars
     assert b"n_actors" in records and b"eval/success_rate" in records and b"charts/episodic_return" in records
+
+
+def test_evaluate_refuses_a_missing_path_with_one_sentence(tmp_path):
+    command = [sys.executable, SCRIPT, "--evaluate", str(tmp_path / "nothing.model")]
+    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f"There is no saved model or checkpoint at {tmp_path / 'nothing.model'}."
+    )
