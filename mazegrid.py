@@ -419,7 +419,8 @@ class Gamid:
     def greedy(self, obs: torch.Tensor) -> torch.Tensor:
         """The evaluation policy: the mean with the highest Q1, argmax_i Q1(s, mu_i(s)), no noise and no draw."""
         means = self.actor(obs[None])[:, 0]  # (N, act)
-        return means[self.qf(obs, means, members=1)[0].argmax()]
+        q1 = self.qf(obs, means, members=1)[0]  # (N,)
+        return means[q1.argmax()]
 
     @torch.no_grad()
     def td_target(self, batch: Batch) -> torch.Tensor:
@@ -435,7 +436,8 @@ class Gamid:
         best = self.qf_target(batch.next_obs, next_means).min(0).values.argmax(0)  # i* per state, (B,)
         next_action = next_means[best, torch.arange(next_means.shape[1], device=best.device)]  # (B, act)
         noise = (torch.randn_like(next_action) * a.policy_noise).clamp(-a.noise_clip, a.noise_clip)
-        next_q = self.qf_target(batch.next_obs, (next_action + noise).clamp(-1, 1)).min(0).values  # (B,)
+        smoothed = (next_action + noise).clamp(-1, 1)
+        next_q = self.qf_target(batch.next_obs, smoothed).min(0).values  # (B,)
         return batch.rewards + a.gamma * (1 - batch.terminated) * next_q
 
     def actor_losses(self, obs: torch.Tensor, temperature: float):
@@ -452,7 +454,8 @@ class Gamid:
     def update(self, batch: Batch, step: int) -> dict:
         """One gradient step of Alg. 1 (lines 9-16): critics every step, actor and targets every policy_delay steps."""
         # Line 11: regress both critics on the target y of line 10.
-        qf_loss = (self.qf(batch.obs, batch.actions) - self.td_target(batch)).pow(2).mean(1).sum()
+        q = self.qf(batch.obs, batch.actions)  # (2, B)
+        qf_loss = (q - self.td_target(batch)).pow(2).mean(1).sum()
         self.q_optimizer.zero_grad()
         qf_loss.backward()
         self.q_optimizer.step()
@@ -501,13 +504,17 @@ class SACM:
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, step: int) -> torch.Tensor:
-        return torch.tanh(self.sample(obs[None])[0][0])
+        """A sample of the squashed mixture for one observation."""
+        u, _ = self.sample(obs[None])
+        return torch.tanh(u[0])
 
     @torch.no_grad()
     def greedy(self, obs: torch.Tensor) -> torch.Tensor:
         """The evaluation policy, as Gamid's: tanh of the component mean with the highest Q1, no draw."""
-        means = torch.tanh(self.actor(obs[None])[0][:, 0])  # (K, act)
-        return means[self.qf(obs, means, members=1)[0].argmax()]
+        mean, _, _ = self.actor(obs[None])
+        means = torch.tanh(mean[:, 0])  # (K, act)
+        q1 = self.qf(obs, means, members=1)[0]  # (K,)
+        return means[q1.argmax()]
 
     @torch.no_grad()
     def td_target(self, batch: Batch, alpha: torch.Tensor) -> torch.Tensor:
@@ -536,7 +543,8 @@ class SACM:
     def update(self, batch: Batch, step: int) -> dict:
         """One SAC gradient step: critics, actor, entropy coefficient, then Polyak averaging of the critics."""
         alpha = self.log_alpha.detach().exp()
-        qf_loss = (self.qf(batch.obs, batch.actions) - self.td_target(batch, alpha)).pow(2).mean(1).sum()
+        q = self.qf(batch.obs, batch.actions)  # (2, B)
+        qf_loss = (q - self.td_target(batch, alpha)).pow(2).mean(1).sum()
         self.q_optimizer.zero_grad()
         qf_loss.backward()
         self.q_optimizer.step()
@@ -605,7 +613,8 @@ def evaluate_greedy(agent, env: MazeGridEnv, episodes: int, device: torch.device
         obs, _ = env.reset()
         done = False
         while not done:
-            action = agent.greedy(torch.as_tensor(obs, device=device)).cpu().numpy()
+            obs_tensor = torch.as_tensor(obs, device=device)
+            action = agent.greedy(obs_tensor).cpu().numpy()
             obs, reward, terminated, truncated, info = env.step(action)
             returns += reward
             done = terminated or truncated
@@ -635,10 +644,11 @@ def run_one_seed(args: Args, algo: str, seed: int, run_dir: str, device: torch.d
             if global_step <= args.learning_starts:
                 action = env.action_space.sample()
             else:
-                action = agent.act(torch.as_tensor(obs, device=device), global_step).cpu().numpy()
+                obs_tensor = torch.as_tensor(obs, device=device)
+                action = agent.act(obs_tensor, global_step).cpu().numpy()
             next_obs, reward, terminated, truncated, info = env.step(action)
-            cell = np.minimum(((next_obs + 1) / 2 * HEATMAP_BINS).astype(int), HEATMAP_BINS - 1)
-            visits[cell[1], cell[0]] += 1
+            column, row = np.minimum(((next_obs + 1) / 2 * HEATMAP_BINS).astype(int), HEATMAP_BINS - 1)
+            visits[row, column] += 1  # heat map of the states visited in training, x along columns
             rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through the time limit
             obs, episode_return = next_obs, episode_return + reward
             if terminated or truncated:
