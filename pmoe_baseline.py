@@ -206,29 +206,33 @@ def resolve_args(args: Args) -> Args:
 
 
 class EnsembleMLP(nn.Module):
-    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer.
+    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a Python loop over members.
 
-    Input (n, B, in) or (1, B, in) broadcast to every member; output (n, B, out). Each member is
-    initialised like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
+    Input (n, B, in), or (1, B, in) broadcast to every member; output (n, B, out). Each member is initialised
+    like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
     """
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
         super().__init__()
         dims = (in_dim, *hidden, out_dim)
-        bounds = [d**-0.5 for d in dims[:-1]]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(n, i, o).uniform_(-b, b)) for i, o, b in zip(dims, dims[1:], bounds)
-        )
-        self.biases = nn.ParameterList(
-            nn.Parameter(torch.empty(n, 1, o).uniform_(-b, b)) for o, b in zip(dims[1:], bounds)
-        )
+        # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
+        self.weights = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.weights.append(nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)))
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = fan_in**-0.5
+            self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
-        layers = [(w[:members], b[:members]) for w, b in zip(self.weights, self.biases)]
-        x = x.expand(layers[0][0].shape[0], -1, -1)
-        for i, (w, b) in enumerate(layers):
-            x = torch.baddbmm(b, x, w)
-            if i < len(layers) - 1:
+        if members is None:
+            members = len(self.weights[0])
+        x = x.expand(members, -1, -1)
+        last = len(self.weights) - 1
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
+            if layer < last:
                 x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
@@ -267,8 +271,9 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
         """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
-        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)
-        q = self.net(x.reshape(1, -1, x.shape[-1]), members)
+        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
+        x = torch.cat([obs, actions], dim=-1)
+        q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
         return q.view(members, *actions.shape[:-1])
 
 
@@ -304,7 +309,7 @@ def sample_mixture(mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch
 
     The component is drawn by the Gumbel-max trick (no host sync).
     """
-    gumbel = -torch.empty_like(log_weights).exponential_().log()
+    gumbel = -torch.empty_like(log_weights).exponential_().log()  # Gumbel(0, 1): minus the log of an Exp(1) draw
     c = (log_weights + gumbel).argmax(0)  # (B,)
     u = mean + log_std.exp() * torch.randn_like(mean)  # (K, B, act): every component samples, c picks one
     return u[c, torch.arange(u.shape[1], device=u.device)]
@@ -357,6 +362,8 @@ def pmoe_actor_loss(actor: MixtureOfExperts, qf: TwinQ, obs: torch.Tensor, alpha
 
 
 class Batch(NamedTuple):
+    """A minibatch of transitions; actions in the [-1, 1] scale."""
+
     obs: torch.Tensor
     actions: torch.Tensor
     rewards: torch.Tensor
@@ -368,39 +375,44 @@ class ReplayBuffer:
     """FIFO of transitions as tensors on the training device. Actions are stored in the [-1, 1] scale."""
 
     def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
-        self.size, self.pos, self.full, self.device = size, 0, False, device
+        self.size = size
+        self.pos = 0  # where the next transition goes
+        self.full = False
+        self.device = device
         self.obs = torch.zeros(size, obs_dim, device=device)
-        self.next_obs = torch.zeros(size, obs_dim, device=device)
         self.actions = torch.zeros(size, act_dim, device=device)
         self.rewards = torch.zeros(size, device=device)
+        self.next_obs = torch.zeros(size, obs_dim, device=device)
         self.terminated = torch.zeros(size, device=device)
 
     def add(self, obs, action, reward, next_obs, terminated):
-        for store, value in (
-            (self.obs, obs),
-            (self.actions, action),
-            (self.rewards, reward),
-            (self.next_obs, next_obs),
-            (self.terminated, terminated),
-        ):
-            store[self.pos] = torch.as_tensor(value, dtype=torch.float32)
+        self.obs[self.pos] = torch.as_tensor(obs, dtype=torch.float32)
+        self.actions[self.pos] = torch.as_tensor(action, dtype=torch.float32)
+        self.rewards[self.pos] = torch.as_tensor(reward, dtype=torch.float32)
+        self.next_obs[self.pos] = torch.as_tensor(next_obs, dtype=torch.float32)
+        self.terminated[self.pos] = torch.as_tensor(terminated, dtype=torch.float32)
         self.pos = (self.pos + 1) % self.size
         self.full = self.full or self.pos == 0
 
     def sample(self, batch_size: int) -> Batch:
-        idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
+        stored = self.size if self.full else self.pos
+        idx = torch.randint(0, stored, (batch_size,), device=self.device)
         return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
 
     def state_dict(self) -> dict:
-        """The filled part only (a checkpoint of a young run stays small)."""
-        n = self.size if self.full else self.pos
-        stores = ("obs", "next_obs", "actions", "rewards", "terminated")
-        return {"pos": self.pos, "full": self.full} | {name: getattr(self, name)[:n].cpu() for name in stores}
+        """The filled part of the buffer and the write position, for checkpoints."""
+        state = {"pos": self.pos, "full": self.full}
+        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            data = getattr(self, name)
+            # torch.save writes a slice's whole storage: copy out the filled part unless it is all of it.
+            state[name] = data if self.full else data[: self.pos].clone()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.pos, self.full = state["pos"], state["full"]
-        for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
-            getattr(self, name)[: len(state[name])] = state[name].to(self.device)
+        self.pos = state["pos"]
+        self.full = state["full"]
+        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            getattr(self, name)[: len(state[name])] = state[name]
 
 
 @torch.no_grad()
@@ -470,10 +482,12 @@ def train_step(
 
 
 def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """[-1, 1] -> the env's [low, high]."""
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
 def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """The env's [low, high] -> [-1, 1]."""
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
@@ -504,11 +518,11 @@ def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env
     """A single env (no vector env: episode boundaries stay explicit, so none can leak into the buffer)."""
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if not isinstance(env.action_space, gym.spaces.Box):
-        space = type(env.action_space).__name__
-        raise SystemExit(f"{env_id} has a {space} action space; PMOE needs a continuous (Box) one.")
+        kind = type(env.action_space).__name__
+        raise SystemExit(f"{env_id} has a {kind} action space; this script needs a continuous (Box) one.")
     if not isinstance(env.observation_space, gym.spaces.Box):
-        space = type(env.observation_space).__name__
-        raise SystemExit(f"{env_id} has a {space} observation space; this script needs a flat Box.")
+        kind = type(env.observation_space).__name__
+        raise SystemExit(f"{env_id} has a {kind} observation space; this script needs a flat Box one.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
     env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -645,18 +659,22 @@ def main(args: Args) -> str:
             if episode_over:
                 due = args.checkpoint_freq and global_step - last_checkpoint >= args.checkpoint_freq
                 if due or stop.received:
+                    writer.flush()  # the logs up to this step are on disk before the checkpoint says so
                     save_checkpoint(everything(global_step), run_dir)
                     last_checkpoint = global_step
                 if stop.received:
                     writer.close()
                     env.close()
                     eval_env.close()
-                    script = os.path.basename(__file__)
+                    if args.track:
+                        finish_tracking(None)
+                    script = os.path.relpath(__file__)
                     print(f"interrupted at step {global_step}; resume with: python {script} --resume {run_dir}")
                     raise SystemExit(INTERRUPTED_EXIT_CODE)
                 obs, _ = env.reset()  # after the checkpoint: a resumed run's reset draws the same start
 
-    if args.checkpoint_freq:
+    if args.checkpoint_freq and last_checkpoint < args.total_timesteps:
+        writer.flush()
         save_checkpoint(everything(args.total_timesteps), run_dir)  # so that --resume says "finished"
     if args.save_model:
         path = os.path.join(run_dir, f"{args.exp_name}.model")
@@ -799,17 +817,19 @@ def progress_line(step: int, total: int, start_step: int, start_time: float, rec
 
 
 def watch(args: Args) -> str:
-    """--evaluate PATH: greedy episodes of a model saved with --save-model, or of a checkpoint.pt; trains nothing."""
+    """--evaluate PATH: greedy episodes of a model saved with --save-model, or of a checkpoint; trains nothing."""
     path = args.evaluate
-    saved = load_checkpoint(path) if os.path.isdir(path) or path.endswith(".pt") else None
-    if saved is None:
-        if not os.path.exists(path):
-            raise SystemExit(f"There is no saved model at {path}; train with --save-model to write one.")
+    if os.path.isdir(path) or path.endswith(".pt"):
+        saved = load_checkpoint(path)
+    elif not os.path.exists(path):
+        raise SystemExit(f"There is no saved model at {path}; train with --save-model to write one.")
+    else:
         try:
             saved = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as error:
             raise SystemExit(f"{path} cannot be read ({type(error).__name__}): it is truncated or corrupt.")
-    run = Args(**{name: tuple(v) if isinstance(v, list) else v for name, v in saved["args"].items()})
+    fields = {name: tuple(value) if isinstance(value, list) else value for name, value in saved["args"].items()}
+    run = Args(**fields)  # the run's hyperparameters: env, K, network sizes, seed
     run_dir = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     video_dir = os.path.join(run_dir, "videos_evaluate") if args.capture_video else None
     env = make_env(run.env_id, run.seed, video_dir)

@@ -442,7 +442,7 @@ BAD = [
     (dict(tau=0.0), "--tau must lie in (0, 1], got 0.0."),
     (dict(autotune=False, ent_coef=0.0), "--ent-coef must be positive, got 0.0."),
     (dict(env_id="NoSuchEnv-v0"), "Unknown env id 'NoSuchEnv-v0'; supported paper tasks are Swimmer"),
-    (dict(env_id="CartPole-v1"), "CartPole-v1 has a Discrete action space; PMOE needs a continuous (Box) one."),
+    (dict(env_id="CartPole-v1"), "CartPole-v1 has a Discrete action space; this script needs a continuous (Box) one."),
 ]
 
 
