@@ -158,7 +158,7 @@ def resolve_env_id(env_id: str) -> str:
         print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        supported = ", ".join(f"{t}-v3/-v4/-v5" for t in PRESETS)
+        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
         raise SystemExit(
             f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
             "(other registered Box-action envs also run)."
@@ -493,23 +493,30 @@ def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
 
 @torch.no_grad()
 def greedy_expert_action(actor: MixtureOfExperts, qf: TwinQ, obs: torch.Tensor) -> torch.Tensor:
-    """tanh of the mean of the expert with the highest Q1 (every mixture here evaluates so): (B, obs) -> (B, act)."""
+    """The greedy action: tanh of the mean of the expert with the highest Q1 (every mixture here evaluates so).
+
+    obs (B, obs) -> actions (B, act) in the [-1, 1] scale. An argmax, not a sample: it draws from no random
+    stream, so evaluating more or less often cannot change a training run.
+    """
     actions = torch.tanh(actor(obs)[0])  # (K, B, act)
     return pick(actions, qf(obs, actions, members=1)[0].argmax(0))
 
 
-def evaluate(
-    actor: MixtureOfExperts, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device, seed: int
-) -> list[float]:
-    """Returns of the greedy action (see greedy_expert_action), no sampling; episode i starts from seed + i."""
+def evaluate(actor: MixtureOfExperts, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device, seed: int):
+    """Returns of the greedy action (see greedy_expert_action), no sampling; episode i starts from seed + i.
+
+    The post-training performance of the paper's Table 1.
+    """
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
         done, total = False, 0.0
         while not done:
-            action = greedy_expert_action(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
-            obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0].cpu().numpy(), env.action_space))
-            done, total = terminated or truncated, total + float(reward)
+            obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            action = greedy_expert_action(actor, qf, obs[None])[0].cpu().numpy()
+            obs, reward, terminated, truncated, _ = env.step(to_env_action(action, env.action_space))
+            done = terminated or truncated
+            total += float(reward)
         returns.append(total)
     return returns
 
