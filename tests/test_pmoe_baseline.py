@@ -337,6 +337,16 @@ def test_same_seed_gives_identical_logged_numbers(tmp_path):
         assert first[tag] == second[tag]
 
 
+def test_evaluating_more_often_leaves_training_unchanged(tmp_path):
+    """Greedy evaluation draws from no random stream, so --eval-freq cannot change a training run."""
+    config = {**TINY, "total_timesteps": 600, "log_freq": 50}
+    rarely = scalars(pmoe.main(pmoe.Args(runs_dir=str(tmp_path / "a"), **config | {"eval_freq": 600})))
+    often = scalars(pmoe.main(pmoe.Args(runs_dir=str(tmp_path / "b"), **config | {"eval_freq": 100})))
+    assert len(often["eval/episodic_return"]) == 6 and len(rarely["eval/episodic_return"]) == 1
+    for tag in ("charts/episodic_return", "losses/qf_loss", "losses/routing_loss", "losses/alpha"):
+        assert rarely[tag] == often[tag], tag
+
+
 def saved_model(run_dir):
     return torch.load(os.path.join(run_dir, "pmoe_baseline.model"), weights_only=False)
 
