@@ -3,8 +3,9 @@
 The reward (Huang et al., 2023) has a narrow global peak at a = -0.6 (R = 1.1) and a wide local
 one rising to a -> 0.875 (R = 0.5), where it drops to 0. Four lightweight learners (no critic, no
 replay buffer, paper Appendix B) start with their means near 0. The paper contrasts deterministic
-and stochastic gradients here, so the deterministic learners differentiate the reward path-wise
-and the stochastic ones use the score-function (REINFORCE) estimator, as Huang et al.'s settings:
+and stochastic gradients here: the deterministic learners differentiate the reward path-wise, the
+stochastic ones use the score-function (REINFORCE) estimator, with Huang et al.'s recommended
+REINFORCE settings (Appendix B) and the argument §4.1 gives for their failure:
 
   TD3    one deterministic mean, ascends E[R(mu + eps)], eps ~ N(0, sigma^2), path-wise  (= Gamid, N = 1)
   SAC    tanh-Gaussian, learned std, maximises E[0.1 R(a)] + alpha H, score function  (= SACM, K = 1)
