@@ -686,6 +686,7 @@ def main(args: Args) -> str:
                         "n_updates": n_updates,
                         "random": random_states([env]),
                     }
+                    writer.flush()  # what was logged up to this step is on disk before the checkpoint
                     save_checkpoint(state, run_dir)
                     last_checkpoint = global_step
                 if stop.received and not finished:
