@@ -173,7 +173,7 @@ def resolve_env_id(env_id: str) -> str:
         print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        supported = ", ".join(f"{t}-v3/-v4/-v5" for t in PRESETS)
+        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
         raise SystemExit(
             f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
             "(other registered Box-action envs also run)."
@@ -472,7 +472,7 @@ def evaluate(
     return returns
 
 
-def make_env(env_id: str, video_dir: Optional[str] = None) -> gym.Env:
+def make_eval_env(env_id: str, video_dir: Optional[str] = None) -> gym.Env:
     """One env (evaluation, and the check of the spaces)."""
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if not isinstance(env.action_space, gym.spaces.Box):
@@ -509,7 +509,7 @@ def main(args: Args) -> str:
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = args.resume or os.path.join(args.runs_dir, run_name)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
-    eval_env = make_env(args.env_id, video_dir)
+    eval_env = make_eval_env(args.env_id, video_dir)
     envs = make_vector_env(args.env_id, args.n_envs)
     action_low, action_high = envs.single_action_space.low, envs.single_action_space.high
 
@@ -679,7 +679,7 @@ def watch(args: Args) -> str:
     run_args = Args(**saved["args"])
     run_dir = args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(args.evaluate)
     video_dir = os.path.join(run_dir, "videos_evaluate") if args.capture_video else None
-    env = make_env(run_args.env_id, video_dir)
+    env = make_eval_env(run_args.env_id, video_dir)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     agent = Agent(obs_dim, act_dim, run_args.net_arch, run_args.activation, run_args.log_std_init, run_args.ortho_init)
     agent.load_state_dict(saved["agent"])

@@ -110,7 +110,7 @@ class Args:
 # tau departs from the table on purpose: Table 6 prints 0.05, but the authors' configuration for SAC on MuJoCo
 # (rl-baselines3-zoo 1.6.2, sac.yml, which the paper's Appendix B names) sets no tau, so SB3's default 0.005
 # is what produced the paper's SAC numbers. Run --tau 0.05 for the printed value.
-SAC_PRESETS = {
+PRESETS = {
     "Swimmer": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.9999, tau=0.005),
     "HalfCheetah": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.99, tau=0.005),
     "Hopper": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.99, tau=0.005),
@@ -139,11 +139,11 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SB3's SAC clamp (the paper's baselines 
 def resolve_env_id(env_id: str) -> str:
     """Map the paper's -v3 ids (mujoco-py, no longer installable) to -v4; reject unknown ids."""
     task, _, version = env_id.rpartition("-")
-    if task in SAC_PRESETS and version == "v3":
+    if task in PRESETS and version == "v3":
         print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        supported = ", ".join(f"{t}-v3/-v4/-v5" for t in SAC_PRESETS)
+        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
         raise SystemExit(
             f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
             "(other registered Box-action envs also run)."
@@ -158,7 +158,7 @@ def resolve_args(args: Args) -> Args:
         raise SystemExit(f"--n-components must be at least 1, got {args.n_components}.")
     task = args.env_id.rpartition("-")[0]
     if args.n_components == 1:
-        table, presets = "Table 6 (SAC)", SAC_PRESETS
+        table, presets = "Table 6 (SAC)", PRESETS
     else:
         table, presets = "Table 7 (SACM)", SACM_PRESETS
     if task in presets:

@@ -601,7 +601,7 @@ def make_goal_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gy
         )
     if not isinstance(env.action_space, gym.spaces.Box):
         name = type(env.action_space).__name__
-        raise SystemExit(f"{env_id} has a {name} action space; Gamid needs a continuous (Box) one.")
+        raise SystemExit(f"{env_id} has a {name} action space; this script needs a continuous (Box) one.")
     if env.spec.max_episode_steps is None:
         raise SystemExit(f"{env_id} has no time limit; the HER buffer stores fixed-length, time-limited episodes.")
     if video_dir:

@@ -231,7 +231,7 @@ def test_short_run_logs_standard_tags_and_its_saved_model_reproduces_the_evaluat
 
     saved = torch.load(os.path.join(run_dir, "ppo_baseline.model"))  # weights_only=True: tensors and plain values
     run_args = ppo.Args(**saved["args"])
-    env = ppo.make_env(run_args.env_id)
+    env = ppo.make_eval_env(run_args.env_id)
     agent = ppo.Agent(11, 3, run_args.net_arch, run_args.activation, run_args.log_std_init, run_args.ortho_init)
     agent.load_state_dict(saved["agent"])
     normalizer = ppo.ObsRewardNormalizer(11, run_args.n_envs, run_args.gamma)
