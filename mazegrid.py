@@ -380,6 +380,21 @@ class ReplayBuffer:
         idx = torch.randint(0, stored, (batch_size,), device=self.device)
         return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
 
+    def state_dict(self) -> dict:
+        """The filled part of the buffer and the write position, for checkpoints."""
+        state = {"pos": self.pos, "full": self.full}
+        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            data = getattr(self, name)
+            # torch.save writes a slice's whole storage: copy out the filled part unless it is all of it.
+            state[name] = data if self.full else data[: self.pos].clone()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pos = state["pos"]
+        self.full = state["full"]
+        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            getattr(self, name)[: len(state[name])] = state[name]
+
 
 class Gamid:
     """Algorithm 1 on TD3, as in gamid_continuous_action.py: N Gaussian means, twin critics, one shared sigma."""
