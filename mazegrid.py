@@ -176,6 +176,7 @@ class Args:
     """environment steps between greedy evaluations (and one at the end)"""
     eval_episodes: int = 1
     """episodes per evaluation (start and greedy policy are deterministic, so one suffices)"""
+    # Gamid's N, temperature and epsilon schedules: Table 5's FetchPush column, the paper's sparse-reward setting.
     n_actors: int = 4
     """Gamid: number of Gaussians N"""
     noise_std: float = 0.1
