@@ -31,7 +31,9 @@ The summary (also alone with `--summarize-only`) reads every finished run's gree
   not in this checkout), `failed`, `unfinished`, or `not run` (not selected). Last column: the p-value of
   Welch's two-sided t-test of Gamid against TD3 (paper §4.3);
 - `results.csv`: the final value of every run; `summary.json`: the numbers behind the table;
-- `curves_<task>.png`: learning curves of every method, mean over seeds with a ±1 std band.
+- `curves_<task>.png` and `.csv`: learning curves of every method, the mean over seeds with the paper's band
+  (Figure 4): a tolerance interval with alpha = 0.05 and beta = 0.7 (Patterson et al., 2023; see
+  `tolerance_interval`).
 
     python benchmarks/reproduce.py --total-timesteps 200000 --workers 2
     python benchmarks/reproduce.py --scripts gamid_continuous_action td3_baseline \\
@@ -96,6 +98,8 @@ EVALUATIONS_PER_RUN = 50  # at least this many evaluations per run ...
 EVAL_FREQ_AT_FULL_BUDGET = 10_000  # ... and at least one every this many steps
 INTERRUPTED_EXIT_CODE = 75  # the scripts' exit status after a checkpoint on SIGTERM, SIGUSR1 or SIGINT
 DONE, FAILED, COMMAND = "DONE", "FAILED", "COMMAND"
+TOLERANCE_ALPHA, TOLERANCE_BETA = 0.05, 0.7  # the paper's Figure 4 caption
+BAND_TEXT = "band: tolerance interval, alpha = 0.05, beta = 0.7 (Patterson et al., 2023; min-max of the runs up to 13)"
 
 
 @dataclass
@@ -507,6 +511,33 @@ def welch_t_test(a, b) -> tuple[float, float, float]:
     return t, df, regularized_incomplete_beta(df / 2, 0.5, df / (df + t * t))  # P(|T_df| >= |t|)
 
 
+def binomial_quantile(q: float, n: int, p: float) -> int:
+    """The smallest k with P(Binomial(n, p) <= k) >= q (scipy's binom.ppf), from the probability mass function."""
+    cdf = 0.0
+    for k in range(n + 1):
+        cdf += math.comb(n, k) * p**k * (1 - p) ** (n - k)
+        if cdf >= q:
+            return k
+    return n
+
+
+def tolerance_interval(values: np.ndarray, alpha: float = TOLERANCE_ALPHA, beta: float = TOLERANCE_BETA):
+    """Nonparametric tolerance interval of each column of `values` (runs x steps): (lower, upper) rows.
+
+    The construction of Patterson et al. (2023), "Empirical Design in Reinforcement Learning", in their library
+    (github.com/rlai-lab/rl-evaluation, rlevaluation/statistics.py, tolerance_interval_curve): of the n sorted
+    runs, n - k are left outside the interval, k the (1 - alpha) quantile of Binomial(n, beta); half of them
+    (rounded down) below it and as many above. With the paper's alpha = 0.05 and beta = 0.7 and five runs,
+    k = 5 (P(Binomial(5, 0.7) <= 4) = 1 - 0.7^5 = 0.83 < 0.95): the interval is the runs' minimum and maximum.
+    Beware: its confidence of covering beta is P(Binomial(n, beta) <= k - 1), not 1 - alpha (the coverage of
+    the r-th to the s-th order statistic is Beta(s - r, n - s + r + 1)): 0.47 for five runs, 0.89 for 20.
+    """
+    values = np.sort(np.asarray(values, dtype=float), axis=0)
+    n = len(values)
+    outside = n - binomial_quantile(1 - alpha, n, beta)
+    return values[outside // 2], values[n - 1 - outside // 2]
+
+
 def fmt(x: float, metric: str) -> str:
     """Numbers as in Table 1: success rates with two decimals; returns whole, with a decimal below 10 (344 ± 4.1)."""
     if math.isnan(x):
@@ -549,6 +580,49 @@ def run_status(run: Run, out_dir: str) -> str:
     if is_finished(run, out_dir):
         return "finished"
     return "failed" if read_marker(run, out_dir, FAILED) is not None else "unfinished"
+
+
+def align(series: list) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values: runs x steps) of (seed, steps, values) runs: their common steps, else the union of steps
+    with each run interpolated there."""
+    steps = sorted(set.intersection(*(set(s.tolist()) for _, s, _ in series)))
+    if not steps:  # evaluations at different steps: put every run on the union of steps
+        steps = sorted(set.union(*(set(s.tolist()) for _, s, _ in series)))
+    values = np.array([np.interp(steps, s, v) for _, s, v in series])
+    return np.array(steps), values
+
+
+def plot_band(ax, steps: np.ndarray, values: np.ndarray, label: str) -> None:
+    """The mean over runs, and the tolerance interval as a band."""
+    lower, upper = tolerance_interval(values)
+    (line,) = ax.plot(steps, values.mean(0), label=f"{label} (n={len(values)})")
+    ax.fill_between(steps, lower, upper, alpha=0.25, color=line.get_color())
+
+
+def band_rows(task: str, panel: str, curve: str, steps: np.ndarray, values: np.ndarray) -> list[dict]:
+    """The plotted numbers of one curve: one row per step with its mean and tolerance interval."""
+    lower, upper = tolerance_interval(values)
+    mean = values.mean(0)
+    return [
+        {
+            "task": task,
+            "panel": panel,
+            "curve": curve,
+            "n_runs": len(values),
+            "step": int(step),
+            "mean": float(mean[i]),
+            "lower": float(lower[i]),
+            "upper": float(upper[i]),
+        }
+        for i, step in enumerate(steps)
+    ]
+
+
+def write_rows(path: str, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["task"])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def summarize(out_dir: str) -> dict:
@@ -656,28 +730,26 @@ def summarize(out_dir: str) -> dict:
         if not any((task, column) in curves for column in COLUMNS):
             continue
         fig, ax = plt.subplots(figsize=(7, 4.5))
+        plotted = []
         for column in COLUMNS:
             series = curves.get((task, column))
             if not series:
                 continue
-            steps = sorted(set.intersection(*(set(s.tolist()) for _, s, _ in series)))
-            if not steps:  # evaluations at different steps: put every run on the union of steps
-                steps = sorted(set.union(*(set(s.tolist()) for _, s, _ in series)))
-            values = np.array([np.interp(steps, s, v) for _, s, v in series])
-            mean = values.mean(0)
-            std = values.std(0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
-            ax.plot(steps, mean, label=f"{column} (n={len(values)})")
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
+            steps, values = align(series)
+            plot_band(ax, steps, values, label=column)
+            plotted += band_rows(task, "", column, steps, values)
         cells = summary["tasks"][task]["cells"]
         without = [f"{column}: {cells[column]['status']}" for column in COLUMNS if (task, column) not in curves]
         if without:  # every method is in the figure, as a curve or as the reason it has none
             fig.text(0.01, 0.01, "no curve: " + "; ".join(without), fontsize=6, wrap=True)
         task_metrics = ", ".join(sorted({row["metric"] for row in rows if row["task"] == task}))
-        ax.set(title=f"{task}: mean ± 1 std over seeds", xlabel="environment steps", ylabel=task_metrics)
+        ax.set(title=f"{task}: mean over seeds", xlabel="environment steps", ylabel=task_metrics)
         ax.legend()
-        fig.tight_layout(rect=(0, 0.05 if without else 0, 1, 1))
+        fig.text(0.99, 0.01, BAND_TEXT, fontsize=6, ha="right")
+        fig.tight_layout(rect=(0, 0.05 if without else 0.03, 1, 1))
         fig.savefig(os.path.join(out_dir, f"curves_{task}.png"), dpi=100)
         plt.close(fig)
+        write_rows(os.path.join(out_dir, f"curves_{task}.csv"), plotted)
     summary["table"] = table
     return summary
 
