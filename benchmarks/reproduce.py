@@ -41,6 +41,7 @@ The summary (also alone with `--summarize-only`) reads every finished run's gree
     python benchmarks/reproduce.py --slurm   # the paper's budgets; then: sbatch <out-dir>/grid.sbatch
 """
 
+import ast
 import csv
 import glob
 import json
@@ -53,7 +54,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import tyro
@@ -98,17 +99,29 @@ EVALUATIONS_PER_RUN = 50  # at least this many evaluations per run ...
 EVAL_FREQ_AT_FULL_BUDGET = 10_000  # ... and at least one every this many steps
 INTERRUPTED_EXIT_CODE = 75  # the scripts' exit status after a checkpoint on SIGTERM, SIGUSR1 or SIGINT
 DONE, FAILED, COMMAND = "DONE", "FAILED", "COMMAND"
+# The other figures' runs are Gamid's (gamid_continuous_action.py); their tasks by default, as in the paper.
+EXPERIMENT_SCRIPT = "gamid_continuous_action"
+EXPERIMENT_TASKS = {
+    "table1": MUJOCO_TASKS + FETCH_TASKS,
+    "fig2": ("Hopper-v4", "HalfCheetah-v4", "Walker2d-v4"),  # paper Figure 2
+    "fig5": ("Walker2d-v4",),  # paper Figure 5; Figures 10-15 are the other tasks
+}
+SMOOTHING_AT_FULL_BUDGET = 100_000  # Figure 2's moving window at 1M steps
 TOLERANCE_ALPHA, TOLERANCE_BETA = 0.05, 0.7  # the paper's Figure 4 caption
 BAND_TEXT = "band: tolerance interval, alpha = 0.05, beta = 0.7 (Patterson et al., 2023; min-max of the runs up to 13)"
 
 
 @dataclass
 class Args:
+    experiment: Literal["table1", "fig2", "fig5", "fig8"] = "table1"
+    """what to reproduce: table1 (Table 1 and Figure 4's curves), fig2 (sum of D_var for temperatures 0, 10 and
+    the preset), fig5 (the N, temperature and epsilon ablations; Figures 10-15 with --tasks)"""
     scripts: tuple[str, ...] = tuple(VARIANTS)
     """training scripts (file names without .py); sacm_baseline and sacm_her_fetch run as SAC (K = 1) and
     SACM (K = 3), gamid_her_fetch as Gamid+HER and TD3+HER (N = 1)"""
-    tasks: tuple[str, ...] = MUJOCO_TASKS + FETCH_TASKS
-    """tasks; Fetch* tasks go to the HER scripts, the others to the MuJoCo scripts"""
+    tasks: Optional[tuple[str, ...]] = None
+    """tasks; Fetch* tasks go to the HER scripts, the others to the MuJoCo scripts (default: table1 every row
+    of Table 1, fig2 Hopper, HalfCheetah and Walker2d, fig5 Walker2d)"""
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     """seeds of every (script, task) pair (the paper: five runs)"""
     total_timesteps: Optional[int] = None
@@ -128,7 +141,7 @@ class Args:
     threads_per_run: Optional[int] = None
     """torch threads of each run (OMP_NUM_THREADS; default: CPU cores // workers, at least 1)"""
     out_dir: Optional[str] = None
-    """where runs, logs, table and plots go (default: benchmarks/results/table1-<budget>)"""
+    """where runs, logs, table and plots go (default: benchmarks/results/<experiment>-<budget>)"""
     slurm: bool = False
     """write <out-dir>/grid.sbatch and commands.txt for `sbatch` instead of running"""
     slurm_time: str = "48:00:00"
@@ -158,6 +171,7 @@ class Run:
     script: str
     seed: int
     argv: list  # the command after the Python interpreter, run in the repository root
+    panel: str = ""  # fig5: the ablation (n_actors, temperature or epsilon); column is then the curve's label
 
     def dir(self, out_dir: str) -> str:
         return os.path.join(out_dir, "runs", self.run_id)
@@ -171,10 +185,86 @@ def eval_freq(args: Args, task: str) -> int:
     return max(1, min(EVAL_FREQ_AT_FULL_BUDGET, budget // EVALUATIONS_PER_RUN))
 
 
+def selected_tasks(args: Args) -> tuple[str, ...]:
+    return args.tasks if args.tasks is not None else EXPERIMENT_TASKS[args.experiment]
+
+
+def preset_n_actors(repo_root: str, task: str) -> int:
+    """N of the task's preset, read from gamid_continuous_action.py's PRESETS (Table 5) without importing it."""
+    with open(os.path.join(repo_root, EXPERIMENT_SCRIPT + ".py")) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PRESETS" for t in node.targets):
+            presets = {ast.literal_eval(key): value for key, value in zip(node.value.keys, node.value.values)}
+            family = task.split("-")[0]
+            preset = presets.get(family, presets["Hopper"])  # Box envs outside the paper take Hopper's column
+            return next(ast.literal_eval(k.value) for k in preset.keywords if k.arg == "n_actors")
+    raise SystemExit(f"No PRESETS in {EXPERIMENT_SCRIPT}.py, so the task's N is unknown.")
+
+
+def static(name: str, value: float) -> tuple[str, ...]:
+    """Flags holding a schedule (temperature or epsilon) at one value."""
+    return (f"--{name}-initial", str(value), f"--{name}-final", str(value))
+
+
+def experiment_variants(experiment: str, task: str, repo_root: str) -> list[tuple[str, str, tuple, str]]:
+    """The runs of a figure on one task: (method, used in run names; curve label; extra flags; panel)."""
+    if experiment == "fig2":  # paper §4.2: the two extreme temperatures and the tuned one (Table 5)
+        return [
+            ("temperature-0", "temperature 0", static("temperature", 0), ""),
+            ("temperature-10", "temperature 10", static("temperature", 10), ""),
+            ("preset", "temperature as preset (Table 5)", (), ""),
+        ]
+    n = preset_n_actors(repo_root, task)  # paper §4.4: everything else at the task's preset
+    variants = [(f"n-actors-{k}", f"N = {k}", ("--n-actors", str(k)), "n_actors") for k in range(1, 6)]
+    for temperature in (0.01, 0.1, 0.5):
+        flags = static("temperature", temperature)
+        variants.append((f"temperature-{temperature}", f"temperature {temperature}", flags, "temperature"))
+    decay = ("--temperature-initial", "0.1", "--temperature-final", "0.01", "--temperature-fraction", "0.3")
+    variants.append(("temperature-0.1-to-0.01", "temperature 0.1 -> 0.01 over 30%", decay, "temperature"))
+    for name, fraction in (("0", 0), ("1/(10N)", 1 / 10), ("1/(2N)", 1 / 2), ("1/N", 1)):
+        epsilon = fraction / n
+        label = f"epsilon = {name}" + (f" = {epsilon:.3g}" if epsilon else "")
+        method = "epsilon-" + name.replace("/", "_").replace("(", "").replace(")", "")
+        variants.append((method, label, static("epsilon", epsilon), "epsilon"))
+    return variants
+
+
+def run_argv(args: Args, script: str, task: str, seed: int, runs_dir: str, flags: tuple) -> list[str]:
+    """The run's command line: the grid's budget, evaluations and checkpoints, then its own flags."""
+    argv = [f"{script}.py", "--env-id", task, "--seed", str(seed), "--runs-dir", runs_dir, *flags]
+    if args.total_timesteps is not None:
+        argv += ["--total-timesteps", str(args.total_timesteps)]
+    if args.learning_starts is not None and script not in ON_POLICY_SCRIPTS:
+        argv += ["--learning-starts", str(args.learning_starts)]
+    argv += ["--eval-freq", str(eval_freq(args, task)), "--eval-episodes", str(args.eval_episodes)]
+    if args.checkpoint_freq is not None:
+        argv += ["--checkpoint-freq", str(args.checkpoint_freq)]
+    return argv + shlex.split(args.script_flags)
+
+
 def build_grid(args: Args, out_dir: str) -> tuple[list[Run], list[str]]:
     """Every (script variant, task, seed) of the selection whose script exists, and the selected scripts that
     do not exist (reported, and marked in the table)."""
     runs, missing = [], []
+    if args.experiment == "fig8":
+        raise SystemExit(
+            "--experiment fig8 is not implemented yet: gamid_continuous_action.py has no flag that records the "
+            "Gaussian means on fixed probe states, which its PCA plot needs."
+        )
+    if args.experiment != "table1":
+        if not os.path.exists(os.path.join(args.repo_root, EXPERIMENT_SCRIPT + ".py")):
+            raise SystemExit(f"{EXPERIMENT_SCRIPT}.py is not in {args.repo_root}; {args.experiment} needs it.")
+        for task in selected_tasks(args):
+            if task.startswith("Fetch"):
+                raise SystemExit(f"{args.experiment} runs the MuJoCo tasks only, not {task}.")
+            for method, label, flags, panel in experiment_variants(args.experiment, task, args.repo_root):
+                for seed in args.seeds:
+                    run_id = f"{task}__{method}__{seed}"
+                    runs_dir = os.path.join(out_dir, "runs", run_id)
+                    argv = run_argv(args, EXPERIMENT_SCRIPT, task, seed, runs_dir, flags)
+                    runs.append(Run(run_id, task, method, label, EXPERIMENT_SCRIPT, seed, argv, panel))
+        return runs, missing
     for script in args.scripts:
         if script not in VARIANTS:
             raise SystemExit(f"Unknown script '{script}'; choose from {', '.join(VARIANTS)}.")
@@ -182,32 +272,28 @@ def build_grid(args: Args, out_dir: str) -> tuple[list[Run], list[str]]:
             print(f"note: {script}.py is not in {args.repo_root}; its columns are marked missing.")
             missing.append(script)
             continue
-        tasks = [task for task in args.tasks if task.startswith("Fetch") == (script in FETCH_SCRIPTS)]
+        tasks = [task for task in selected_tasks(args) if task.startswith("Fetch") == (script in FETCH_SCRIPTS)]
         for task in tasks:
             for method, column, flags in VARIANTS[script]:
                 for seed in args.seeds:
                     run_id = f"{task}__{method}__{seed}"
                     runs_dir = os.path.join(out_dir, "runs", run_id)
-                    argv = [f"{script}.py", "--env-id", task, "--seed", str(seed), "--runs-dir", runs_dir, *flags]
-                    if args.total_timesteps is not None:
-                        argv += ["--total-timesteps", str(args.total_timesteps)]
-                    if args.learning_starts is not None and script not in ON_POLICY_SCRIPTS:
-                        argv += ["--learning-starts", str(args.learning_starts)]
-                    argv += ["--eval-freq", str(eval_freq(args, task)), "--eval-episodes", str(args.eval_episodes)]
-                    if args.checkpoint_freq is not None:
-                        argv += ["--checkpoint-freq", str(args.checkpoint_freq)]
-                    argv += shlex.split(args.script_flags)
+                    argv = run_argv(args, script, task, seed, runs_dir, flags)
                     runs.append(Run(run_id, task, method, column, script, seed, argv))
     return runs, missing
 
 
-def write_manifest(runs: list[Run], missing: list[str], tasks: tuple[str, ...], out_dir: str) -> None:
+def write_manifest(
+    runs: list[Run], missing: list[str], tasks: tuple[str, ...], out_dir: str, experiment: str = "table1"
+) -> None:
     """Add the runs to <out-dir>/grid.json (kept across invocations, so the summary sees every grid run here)."""
     path = os.path.join(out_dir, "grid.json")
-    manifest = {"runs": {}, "missing_scripts": [], "tasks": []}
+    manifest = {"runs": {}, "missing_scripts": [], "tasks": [], "experiment": experiment}
     if os.path.exists(path):
         with open(path) as f:
             manifest = json.load(f)
+    if manifest.get("experiment", "table1") != experiment:
+        raise SystemExit(f"{out_dir} holds the {manifest['experiment']} grid; give {experiment} another --out-dir.")
     manifest["runs"] |= {run.run_id: asdict(run) for run in runs}
     present = {run.script for run in runs}
     manifest["missing_scripts"] = sorted(set(manifest["missing_scripts"]) - present | set(missing))
@@ -469,6 +555,22 @@ def read_curve(run_dir: str) -> tuple[str, np.ndarray, np.ndarray]:
         raise KeyError(f"no eval/success_rate or eval/episodic_return in {files[-1]}")
     scalars = sorted(events.Scalars(tag), key=lambda e: e.step)
     return tag, np.array([e.step for e in scalars]), np.array([e.value for e in scalars], dtype=float)
+
+
+def read_scalar(run_dir: str, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one logged scalar of the run, as read_curve reads the evaluations."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    pattern = os.path.join(glob.escape(run_dir), "**", "events.out.tfevents.*")
+    files = sorted(glob.glob(pattern, recursive=True), key=os.path.getmtime)
+    if not files:
+        raise FileNotFoundError(f"no TensorBoard log under {run_dir}")
+    events = EventAccumulator(os.path.dirname(files[-1]), size_guidance={"scalars": 0})
+    events.Reload()
+    if tag not in events.Tags()["scalars"]:
+        raise KeyError(f"no {tag} in {files[-1]}")
+    scalars = sorted(events.Scalars(tag), key=lambda e: e.step)
+    return np.array([e.step for e in scalars]), np.array([e.value for e in scalars], dtype=float)
 
 
 def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
@@ -754,14 +856,96 @@ def summarize(out_dir: str) -> dict:
     return summary
 
 
+def run_budget(run: Run) -> int:
+    """The run's --total-timesteps, or the paper's budget where the grid left it to the preset."""
+    if "--total-timesteps" in run.argv:
+        return int(run.argv[run.argv.index("--total-timesteps") + 1])
+    return PAPER_BUDGET.get(run.task, 1_000_000)
+
+
+def moving_average(steps: np.ndarray, values: np.ndarray, window: int) -> np.ndarray:
+    """At each logged step, the mean of the values logged in the trailing window (step - window, step]."""
+    return np.array([values[(steps > step - window) & (steps <= step)].mean() for step in steps])
+
+
+def smoothing_window(budget: int) -> int:
+    """Figure 2's 100k-step window at 1M steps, scaled with the budget (10% of it)."""
+    return max(1, round(SMOOTHING_AT_FULL_BUDGET * budget / 1_000_000))
+
+
+def summarize_figure(out_dir: str, experiment: str) -> list[str]:
+    """fig2: fig2.png and fig2.csv, the sum of D_var over training, one panel per task. fig5: fig5_<task>.png and
+    .csv, three panels (N, temperature, epsilon) of learning curves. Returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    manifest = read_manifest(out_dir)
+    if manifest.get("experiment", "table1") != experiment:
+        raise SystemExit(f"{out_dir} holds the {manifest.get('experiment', 'table1')} grid, not {experiment}.")
+    tag = "charts/sum_d_var" if experiment == "fig2" else "eval/episodic_return"
+    series, left_out, windows = {}, [], set()  # series: (task, panel, curve) -> [(seed, steps, values)]
+    for run in manifest["runs"]:
+        if run_status(run, out_dir) != "finished":
+            left_out.append(run.run_id)
+            continue
+        try:
+            steps, values = read_scalar(run.dir(out_dir), tag)
+        except (FileNotFoundError, KeyError) as error:
+            print(f"note: {run.run_id} is left out: {error}")
+            left_out.append(run.run_id)
+            continue
+        if experiment == "fig2":
+            windows.add(smoothing_window(run_budget(run)))
+            values = moving_average(steps, values, smoothing_window(run_budget(run)))
+        series.setdefault((run.task, run.panel, run.column), []).append((run.seed, steps, values))
+    tasks = list(dict.fromkeys(task for task, _, _ in series))
+    note = f"{len(left_out)} run(s) left out (unfinished or failed): {', '.join(left_out)}. " if left_out else ""
+    figures = []  # (file name, tasks in it, panels, caption)
+    if experiment == "fig2":
+        window = "/".join(f"{w:,}" for w in sorted(windows))
+        caption = (
+            f"Sum of D_var over the N Gaussians (charts/sum_d_var), mean over seeds; moving average over the last "
+            f"{window} steps (the paper's 100,000-step window at 1M steps, scaled with the budget). {BAND_TEXT}."
+        )
+        figures.append(("fig2", tasks, [""], caption))
+    else:
+        caption = f"Greedy evaluation return, mean over seeds; the rest of each run at the task's preset. {BAND_TEXT}."
+        figures += [(f"fig5_{task}", [task], ["n_actors", "temperature", "epsilon"], caption) for task in tasks]
+    written = []
+    for name, figure_tasks, panels, caption in figures:
+        cells = [(task, panel) for task in figure_tasks for panel in panels]
+        fig, axes = plt.subplots(1, len(cells), figsize=(5 * len(cells), 4), squeeze=False)
+        rows = []
+        for ax, (task, panel) in zip(axes[0], cells):
+            for (curve_task, curve_panel, curve), runs in series.items():
+                if (curve_task, curve_panel) != (task, panel):
+                    continue
+                steps, values = align(runs)
+                plot_band(ax, steps, values, label=curve)
+                rows += band_rows(task, panel, curve, steps, values)
+            ax.set(title=f"{task} {panel}".strip(), xlabel="environment steps", ylabel=tag)
+            ax.legend(fontsize=7)
+        fig.text(0.01, 0.01, note + caption, fontsize=7, wrap=True)
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
+        png, table = (os.path.join(out_dir, f"{name}.{extension}") for extension in ("png", "csv"))
+        fig.savefig(png, dpi=100)
+        write_rows(table, rows)
+        written += [png, table]
+        plt.close(fig)
+    return written
+
+
 def main(args: Args) -> int:
     budget = args.total_timesteps or "paper"
-    out_dir = os.path.abspath(args.out_dir or os.path.join(REPO_ROOT, "benchmarks", "results", f"table1-{budget}"))
+    default_dir = os.path.join(REPO_ROOT, "benchmarks", "results", f"{args.experiment}-{budget}")
+    out_dir = os.path.abspath(args.out_dir or default_dir)
     failed = 0
     if not args.summarize_only:
         problems = [
             (args.workers < 1, f"--workers must be at least 1, got {args.workers}."),
-            (not args.seeds or not args.tasks, "--seeds and --tasks each need at least one value."),
+            (not args.seeds or not selected_tasks(args), "--seeds and --tasks each need at least one value."),
             (
                 args.total_timesteps is not None and args.total_timesteps < 1,
                 f"--total-timesteps must be positive, got {args.total_timesteps}.",
@@ -773,7 +957,7 @@ def main(args: Args) -> int:
             if wrong:
                 raise SystemExit(sentence)
         runs, missing = build_grid(args, out_dir)
-        write_manifest(runs, missing, args.tasks, out_dir)
+        write_manifest(runs, missing, selected_tasks(args), out_dir, args.experiment)
         if not runs:
             raise SystemExit("The grid is empty: no selected script exists or takes the selected tasks.")
         if args.slurm:
@@ -789,8 +973,12 @@ def main(args: Args) -> int:
         if interrupted:
             print(f"interrupted: run the same command again to resume ({interrupted} run(s) left).")
             return INTERRUPTED_EXIT_CODE
-    print(summarize(out_dir)["table"])
-    print(f"wrote {os.path.join(out_dir, 'table.md')}, results.csv, summary.json and curves_<task>.png")
+    if args.experiment == "table1":
+        print(summarize(out_dir)["table"])
+        print(f"wrote {os.path.join(out_dir, 'table.md')}, results.csv, summary.json and curves_<task>.png/.csv")
+    else:
+        for path in summarize_figure(out_dir, args.experiment):
+            print(f"wrote {path}")
     return 1 if failed else 0
 
 
