@@ -156,3 +156,51 @@ def test_fig2_plots_the_smoothed_sum_of_d_var_for_temperatures_0_10_and_the_pres
         assert float(row["lower"]) == pytest.approx(min(smoothed), rel=1e-6)  # two runs: their range
         assert float(row["upper"]) == pytest.approx(max(smoothed), rel=1e-6)
     assert len(rows) == 3 * len(logged)
+
+
+def test_fig5_runs_the_three_ablations_at_the_tasks_preset_and_plots_their_returns(tmp_path):
+    out = run_experiment(tmp_path, "fig5", "Walker2d-v4", seeds=(1,), total=500)
+    n = 3  # the stand-in's Walker2d preset, as in Table 5
+    # (panel, curve) -> (n_actors, temperature, epsilon) of the runs: one setting changed, the others at the preset
+    expected = {("n_actors", f"N = {k}"): (k, 0.1, 0.3) for k in range(1, 6)}
+    for temperature in (0.01, 0.1, 0.5):
+        expected[("temperature", f"temperature {temperature}")] = (n, temperature, 0.3)
+    expected[("temperature", "temperature 0.1 -> 0.01 over 30%")] = (n, 0.1, 0.3)  # the stand-in reads initial
+    for name, epsilon in (("0", 0), ("1/(10N) = 0.0333", 1 / 30), ("1/(2N) = 0.167", 1 / 6), ("1/N = 0.333", 1 / 3)):
+        expected[("epsilon", f"epsilon = {name}")] = (n, 0.1, epsilon)
+    argv = {run_id: " ".join(words) for run_id, words in commands(out).items()}
+    assert len(argv) == 13
+    assert " --temperature-fraction 0.3 " in argv["Walker2d-v4__temperature-0.1-to-0.01__1"]
+    assert (
+        " --epsilon-initial 0.03333333333333333 --epsilon-final 0.03333333333333333 "
+        in argv["Walker2d-v4__epsilon-1_10N__1"]
+    )
+    assert " --n-actors " not in argv["Walker2d-v4__epsilon-1_N__1"]
+    rows = read_rows(out / "fig5_Walker2d-v4.csv")
+    assert (out / "fig5_Walker2d-v4.png").stat().st_size > 1000
+    assert {(row["panel"], row["curve"]) for row in rows} == set(expected)
+    evaluations = list(range(10, 501, 10))  # every budget // 50 steps
+    for row in rows:
+        settings = expected[(row["panel"], row["curve"])]
+        logged = fake_return(*settings, seed=1, step=int(row["step"]))
+        assert float(row["mean"]) == float(row["lower"]) == float(row["upper"]) == pytest.approx(logged, rel=1e-6)
+    assert len(rows) == 13 * len(evaluations)
+
+
+def test_table1_curves_csv_holds_the_mean_and_the_tolerance_interval_of_the_runs(tmp_path):
+    out = run_experiment(tmp_path, "table1", "Hopper-v4", seeds=(1, 2, 3), total=300)
+    rows = read_rows(out / "curves_Hopper-v4.csv")
+    assert (out / "curves_Hopper-v4.png").stat().st_size > 1000
+    assert {row["curve"] for row in rows} == {"Gamid"} and len(rows) == 50
+    for row in rows:
+        returns = [fake_return(2, 0.1, 0.1, seed, int(row["step"])) for seed in (1, 2, 3)]
+        assert float(row["mean"]) == pytest.approx(np.mean(returns), rel=1e-6)
+        assert (float(row["lower"]), float(row["upper"])) == pytest.approx((min(returns), max(returns)), rel=1e-6)
+
+
+def test_fig8_is_refused_in_one_sentence_before_anything_runs(tmp_path):
+    args = reproduce.Args(experiment="fig8", tasks=("Hopper-v4",), out_dir=str(tmp_path / "out"))
+    with pytest.raises(SystemExit) as error:
+        reproduce.main(args)
+    assert "no flag that records the Gaussian means on fixed probe states" in str(error.value)
+    assert not (tmp_path / "out" / "runs").exists()
