@@ -1,4 +1,15 @@
-"""Reproduce Table 1 of the paper: a grid of (script, task, seed) training runs, then the table and the curves.
+"""Reproduce the paper's Table 1 and Figures 2, 4, 5 and 10-15: a grid of (script, task, seed) training runs,
+then the table and the figures. `--experiment` picks what (each writes its PNGs and a CSV of every plotted number):
+- `table1` (the default): every script on every task of Table 1; the table and Figure 4's learning curves;
+- `fig2`: gamid_continuous_action.py with the temperature static at 0, at 10, and as the task's preset, on Hopper,
+  HalfCheetah and Walker2d; `fig2.png`/`.csv`: the sum of D_var over training (charts/sum_d_var), smoothed by a
+  moving average over 10% of the budget (the paper: 100k steps at 1M);
+- `fig5`: the ablations of §4.4 on Walker2d (Figures 10-15: other --tasks), all else at the task's preset:
+  N = 1..5; the temperature static at 0.01, 0.1, 0.5 and decayed 0.1 -> 0.01 over 30% of the budget; epsilon
+  static at 0, 1/(10N), 1/(2N), 1/N (N: the preset's); `fig5_<task>.png`/`.csv`: one panel per ablation;
+- `fig8` (PCA of the Gaussian means) is not implemented: the Gamid script cannot yet record them.
+Every curve is the mean over seeds with the paper's band (Figure 4): a tolerance interval with alpha = 0.05 and
+beta = 0.7 (Patterson et al., 2023; see `tolerance_interval`), which for up to 13 runs is their min-max range.
 
 Each run is an ordinary command line (`python td3_baseline.py --env-id Hopper-v4 --seed 2 ...`) with its own
 `--runs-dir`, `<out-dir>/runs/<task>__<method>__<seed>/`, so the harness finds the run directory that the
@@ -22,8 +33,8 @@ budget), starts again in a clean folder.
 Every run evaluates often enough for a curve: by default at least 50 times, and every 10,000 steps at the
 paper's budget (1M steps, 2M for Humanoid), whichever is more frequent.
 
-The summary (also alone with `--summarize-only`) reads every finished run's greedy evaluations
-(`eval/success_rate` where logged, i.e. Fetch, else `eval/episodic_return`) and writes to `--out-dir`:
+The table1 summary (also alone with `--summarize-only`, as every experiment's) reads every finished run's greedy
+evaluations (`eval/success_rate` where logged, i.e. Fetch, else `eval/episodic_return`) and writes to `--out-dir`:
 - `table.md`: Table 1 laid out as in the paper (columns TD3, SAC, SACM, PMOE, PPO, Gamid; the selected tasks
   of its nine rows). Each cell holds our mean ± sample standard deviation (ddof = 1) over seeds of the final
   evaluation, beside the paper's value; our best mean of each row is in bold. A cell without our number says
@@ -39,6 +50,7 @@ The summary (also alone with `--summarize-only`) reads every finished run's gree
     python benchmarks/reproduce.py --scripts gamid_continuous_action td3_baseline \\
         --tasks HalfCheetah-v4 Hopper-v4 --seeds 1 2 --total-timesteps 20000 --workers 2
     python benchmarks/reproduce.py --slurm   # the paper's budgets; then: sbatch <out-dir>/grid.sbatch
+    python benchmarks/reproduce.py --experiment fig5 --seeds 1 2 3 --total-timesteps 100000 --workers 2
 """
 
 import ast
@@ -117,7 +129,7 @@ class Args:
     """what to reproduce: table1 (Table 1 and Figure 4's curves), fig2 (sum of D_var for temperatures 0, 10 and
     the preset), fig5 (the N, temperature and epsilon ablations; Figures 10-15 with --tasks)"""
     scripts: tuple[str, ...] = tuple(VARIANTS)
-    """training scripts (file names without .py); sacm_baseline and sacm_her_fetch run as SAC (K = 1) and
+    """table1's training scripts (file names without .py); sacm_baseline and sacm_her_fetch run as SAC (K = 1) and
     SACM (K = 3), gamid_her_fetch as Gamid+HER and TD3+HER (N = 1)"""
     tasks: Optional[tuple[str, ...]] = None
     """tasks; Fetch* tasks go to the HER scripts, the others to the MuJoCo scripts (default: table1 every row
@@ -901,7 +913,9 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
             values = moving_average(steps, values, smoothing_window(run_budget(run)))
         series.setdefault((run.task, run.panel, run.column), []).append((run.seed, steps, values))
     tasks = list(dict.fromkeys(task for task, _, _ in series))
-    note = f"{len(left_out)} run(s) left out (unfinished or failed): {', '.join(left_out)}. " if left_out else ""
+    budgets = "/".join(f"{b:,}" for b in sorted({run_budget(run) for run in manifest["runs"]}))
+    note = f"Runs of {budgets} steps (the paper: 1M, 2M for Humanoid). "
+    note += f"{len(left_out)} run(s) left out (unfinished or failed): {', '.join(left_out)}. " if left_out else ""
     figures = []  # (file name, tasks in it, panels, caption)
     if experiment == "fig2":
         window = "/".join(f"{w:,}" for w in sorted(windows))
