@@ -118,6 +118,7 @@ EXPERIMENT_TASKS = {
     "fig2": ("Hopper-v4", "HalfCheetah-v4", "Walker2d-v4"),  # paper Figure 2
     "fig5": ("Walker2d-v4",),  # paper Figure 5; Figures 10-15 are the other tasks
 }
+PANEL_TITLES = {"n_actors": "number of Gaussians N", "temperature": "temperature", "epsilon": "epsilon (Line 3)"}
 SMOOTHING_AT_FULL_BUDGET = 100_000  # Figure 2's moving window at 1M steps
 TOLERANCE_ALPHA, TOLERANCE_BETA = 0.05, 0.7  # the paper's Figure 4 caption
 BAND_TEXT = "band: tolerance interval, alpha = 0.05, beta = 0.7 (Patterson et al., 2023; min-max of the runs up to 13)"
@@ -912,7 +913,7 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
             windows.add(smoothing_window(run_budget(run)))
             values = moving_average(steps, values, smoothing_window(run_budget(run)))
         series.setdefault((run.task, run.panel, run.column), []).append((run.seed, steps, values))
-    tasks = list(dict.fromkeys(task for task, _, _ in series))
+    tasks = manifest["tasks"]  # a task without finished runs keeps its (empty) panel, the caption says why
     budgets = "/".join(f"{b:,}" for b in sorted({run_budget(run) for run in manifest["runs"]}))
     note = f"Runs of {budgets} steps (the paper: 1M, 2M for Humanoid). "
     note += f"{len(left_out)} run(s) left out (unfinished or failed): {', '.join(left_out)}. " if left_out else ""
@@ -939,7 +940,7 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
                 steps, values = align(runs)
                 plot_band(ax, steps, values, label=curve)
                 rows += band_rows(task, panel, curve, steps, values)
-            ax.set(title=f"{task} {panel}".strip(), xlabel="environment steps", ylabel=tag)
+            ax.set(title=f"{task} {PANEL_TITLES.get(panel, '')}".strip(), xlabel="environment steps", ylabel=tag)
             ax.legend(fontsize=7)
         fig.text(0.01, 0.01, note + caption, fontsize=7, wrap=True)
         fig.tight_layout(rect=(0, 0.1, 1, 1))

@@ -204,3 +204,26 @@ def test_fig8_is_refused_in_one_sentence_before_anything_runs(tmp_path):
         reproduce.main(args)
     assert "no flag that records the Gaussian means on fixed probe states" in str(error.value)
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_a_second_fig2_command_runs_only_the_unfinished_runs(tmp_path):
+    out = run_experiment(tmp_path, "fig2", "Hopper-v4", seeds=(1,), total=200, flags="--log-freq 10")
+    first = (out / "fig2.csv").read_text()
+    (out / "runs" / "Hopper-v4__temperature-10__1" / reproduce.DONE).unlink()  # as if it had been interrupted
+    started = {path.parent.name: path.stat().st_mtime_ns for path in (out / "runs").glob("*/COMMAND")}
+    args = reproduce.Args(
+        experiment="fig2",
+        tasks=("Hopper-v4",),
+        seeds=(1,),
+        total_timesteps=200,
+        eval_episodes=1,
+        script_flags="--log-freq 10",
+        threads_per_run=1,
+        out_dir=str(out),
+        repo_root=str(tmp_path / "repo"),
+    )
+    assert reproduce.main(args) == 0
+    again = {path.parent.name: path.stat().st_mtime_ns for path in (out / "runs").glob("*/COMMAND")}
+    rerun = {run_id for run_id in started if again[run_id] != started[run_id]}
+    assert rerun == {"Hopper-v4__temperature-10__1"}  # started afresh (the stand-in writes no checkpoint)
+    assert (out / "fig2.csv").read_text() == first
