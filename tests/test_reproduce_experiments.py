@@ -227,3 +227,41 @@ def test_a_second_fig2_command_runs_only_the_unfinished_runs(tmp_path):
     rerun = {run_id for run_id in started if again[run_id] != started[run_id]}
     assert rerun == {"Hopper-v4__temperature-10__1"}  # started afresh (the stand-in writes no checkpoint)
     assert (out / "fig2.csv").read_text() == first
+
+
+def test_fig2_with_the_real_gamid_script_plots_what_its_runs_logged(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "out"
+    args = reproduce.Args(
+        experiment="fig2",
+        tasks=("Hopper-v4",),
+        seeds=(1,),
+        total_timesteps=300,
+        learning_starts=100,
+        eval_freq=100,
+        eval_episodes=1,
+        script_flags="--net-arch 16 16 --batch-size 32 --log-freq 10",
+        workers=2,
+        threads_per_run=1,
+        out_dir=str(out),
+    )
+    assert reproduce.main(args) == 0
+    rows = read_rows(out / "fig2.csv")
+    assert (out / "fig2.png").stat().st_size > 1000
+    for run_dir in (out / "runs").glob("*/Hopper-v4__*"):
+        events = EventAccumulator(str(run_dir))
+        events.Reload()
+        logged = {event.step: event.value for event in events.Scalars("charts/sum_d_var")}
+        steps = sorted(logged)
+        assert steps == list(range(110, 301, 10))  # training starts after step 100, logged every 10 steps
+        curve = {
+            "Hopper-v4__temperature-0__1": "temperature 0",
+            "Hopper-v4__temperature-10__1": "temperature 10",
+            "Hopper-v4__preset__1": "temperature as preset (Table 5)",
+        }[run_dir.parent.name]
+        plotted = {int(row["step"]): float(row["mean"]) for row in rows if row["curve"] == curve}
+        window = 30  # 10% of the budget
+        for step in steps:  # by hand: the mean of what was logged in (step - 30, step]: at most three values
+            expected = np.mean([logged[s] for s in steps if step - window < s <= step])
+            assert plotted[step] == pytest.approx(expected, rel=1e-6)
