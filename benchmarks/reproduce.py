@@ -550,40 +550,42 @@ def write_slurm(runs: list[Run], out_dir: str, args: Args) -> str:
 # --- summary -------------------------------------------------------------------------------------------------
 
 
-def read_curve(run_dir: str) -> tuple[str, np.ndarray, np.ndarray]:
-    """(tag, steps, values) of the run's greedy evaluations: eval/success_rate if logged, else eval/episodic_return."""
+def logged_scalars(run_dir: str):
+    """TensorBoard's reader over every event file of a run directory (resumed attempts append their own files)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     pattern = os.path.join(glob.escape(run_dir), "**", "events.out.tfevents.*")
     files = sorted(glob.glob(pattern, recursive=True), key=os.path.getmtime)
     if not files:
         raise FileNotFoundError(f"no TensorBoard log under {run_dir}")
-    # One run directory, whose attempts (resumed ones) append event files: the accumulator reads them all, in
-    # order, and drops the steps that a resumed attempt logged again (its purge_step).
+    # The accumulator reads the files in order and drops the steps that a resumed attempt logged again
+    # (its purge_step).
     events = EventAccumulator(os.path.dirname(files[-1]), size_guidance={"scalars": 0})
     events.Reload()
+    return events
+
+
+def steps_and_values(events, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    scalars = sorted(events.Scalars(tag), key=lambda e: e.step)
+    return np.array([e.step for e in scalars]), np.array([e.value for e in scalars], dtype=float)
+
+
+def read_curve(run_dir: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """(tag, steps, values) of the run's greedy evaluations: eval/success_rate if logged, else eval/episodic_return."""
+    events = logged_scalars(run_dir)
     tags = events.Tags()["scalars"]
     tag = next((t for t in ("eval/success_rate", "eval/episodic_return") if t in tags), None)
     if tag is None:
-        raise KeyError(f"no eval/success_rate or eval/episodic_return in {files[-1]}")
-    scalars = sorted(events.Scalars(tag), key=lambda e: e.step)
-    return tag, np.array([e.step for e in scalars]), np.array([e.value for e in scalars], dtype=float)
+        raise KeyError(f"no eval/success_rate or eval/episodic_return logged under {run_dir}")
+    return (tag, *steps_and_values(events, tag))
 
 
 def read_scalar(run_dir: str, tag: str) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of one logged scalar of the run, as read_curve reads the evaluations."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    pattern = os.path.join(glob.escape(run_dir), "**", "events.out.tfevents.*")
-    files = sorted(glob.glob(pattern, recursive=True), key=os.path.getmtime)
-    if not files:
-        raise FileNotFoundError(f"no TensorBoard log under {run_dir}")
-    events = EventAccumulator(os.path.dirname(files[-1]), size_guidance={"scalars": 0})
-    events.Reload()
+    """(steps, values) of one logged scalar of the run."""
+    events = logged_scalars(run_dir)
     if tag not in events.Tags()["scalars"]:
-        raise KeyError(f"no {tag} in {files[-1]}")
-    scalars = sorted(events.Scalars(tag), key=lambda e: e.step)
-    return np.array([e.step for e in scalars]), np.array([e.value for e in scalars], dtype=float)
+        raise KeyError(f"no {tag} logged under {run_dir}")
+    return steps_and_values(events, tag)
 
 
 def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
