@@ -1,5 +1,6 @@
-"""Reproduce the paper's Table 1 and Figures 2, 4, 5 and 10-15: a grid of (script, task, seed) training runs,
-then the table and the figures. `--experiment` picks what (each writes its PNGs and a CSV of every plotted number):
+"""Reproduce the paper's Table 1 and Figures 2, 4, 5, 8-9 and 10-15, and test the learned temperature: a grid
+of (script, task, seed) training runs, then the table and the figures. `--experiment` picks what (each writes its
+PNGs and a CSV of every plotted number):
 - `table1` (the default): every script on every task of Table 1; the table and Figure 4's learning curves;
 - `fig2`: gamid_continuous_action.py with the temperature static at 0, at 10, and as the task's preset, on Hopper,
   HalfCheetah and Walker2d; `fig2.png`/`.csv`: the sum of D_var over training (charts/sum_d_var), smoothed by a
@@ -7,9 +8,19 @@ then the table and the figures. `--experiment` picks what (each writes its PNGs 
 - `fig5`: the ablations of §4.4 on Walker2d (Figures 10-15: other --tasks), all else at the task's preset:
   N = 1..5; the temperature static at 0.01, 0.1, 0.5 and decayed 0.1 -> 0.01 over 30% of the budget; epsilon
   static at 0, 1/(10N), 1/(2N), 1/N (N: the preset's); `fig5_<task>.png`/`.csv`: one panel per ablation;
-- `fig8` (PCA of the Gaussian means) is not implemented: the Gamid script cannot yet record them.
+  `--ablations n_actors` (or any subset of n_actors, temperature, epsilon) runs and plots only those;
+- `fig8`: the same three temperatures as fig2 on Hopper (Figure 9: --tasks HalfCheetah-v4); the runs record the
+  N Gaussian means on fixed probe states at every evaluation (means.npz); the summary is not written yet;
+- `auto-temperature`: Gamid with the task's preset against Gamid with `--temperature auto --epsilon auto` (the
+  paper's future work, §5) on Hopper, HalfCheetah and Walker2d; the summary is not written yet.
 Every curve is the mean over seeds with the paper's band (Figure 4): a tolerance interval with alpha = 0.05 and
 beta = 0.7 (Patterson et al., 2023; see `tolerance_interval`), which for up to 13 runs is their min-max range.
+
+fig2, fig8 and auto-temperature share one grid, in one --out-dir (default `benchmarks/results/gamid-<budget>`):
+variants `temperature-0`, `temperature-10`, `preset` and `auto`, every run with `--record-means`, so a run that
+two experiments need has one command and runs once (fig2's Hopper runs are fig8's; its preset runs are
+auto-temperature's baseline). table1 and fig5 keep their own grids (`table1-<budget>`, `fig5-<budget>`). Run one
+harness at a time on an out-dir: two at once would start a shared run twice.
 
 Each run is an ordinary command line (`python td3_baseline.py --env-id Hopper-v4 --seed 2 ...`) with its own
 `--runs-dir`, `<out-dir>/runs/<task>__<method>__<seed>/`, so the harness finds the run directory that the
@@ -51,6 +62,7 @@ evaluations (`eval/success_rate` where logged, i.e. Fetch, else `eval/episodic_r
         --tasks HalfCheetah-v4 Hopper-v4 --seeds 1 2 --total-timesteps 20000 --workers 2
     python benchmarks/reproduce.py --slurm   # the paper's budgets; then: sbatch <out-dir>/grid.sbatch
     python benchmarks/reproduce.py --experiment fig5 --seeds 1 2 3 --total-timesteps 100000 --workers 2
+    python benchmarks/reproduce.py --experiment auto-temperature --seeds 1 2 3 --total-timesteps 50000 --workers 2
 """
 
 import ast
@@ -117,7 +129,27 @@ EXPERIMENT_TASKS = {
     "table1": MUJOCO_TASKS + FETCH_TASKS,
     "fig2": ("Hopper-v4", "HalfCheetah-v4", "Walker2d-v4"),  # paper Figure 2
     "fig5": ("Walker2d-v4",),  # paper Figure 5; Figures 10-15 are the other tasks
+    "fig8": ("Hopper-v4",),  # paper Figure 8; Figure 9 is HalfCheetah
+    "auto-temperature": ("Hopper-v4", "HalfCheetah-v4", "Walker2d-v4"),
 }
+# fig2, fig8 and auto-temperature share one grid (one --out-dir and grid.json), so a run two of them need runs
+# once: fig2's Hopper runs are fig8's, its preset runs auto-temperature's baseline. Each other experiment has its own.
+SHARED_GRID = "gamid"
+GRIDS = {"table1": "table1", "fig5": "fig5", "fig2": SHARED_GRID, "fig8": SHARED_GRID, "auto-temperature": SHARED_GRID}
+# The shared grid's variants: method (in run names) -> (curve label, flags). Every run of the shared grid also
+# records the means on the probe states (--record-means), which fig8 plots.
+SHARED_VARIANTS = {
+    "temperature-0": ("temperature 0", ("--temperature-initial", "0", "--temperature-final", "0")),
+    "temperature-10": ("temperature 10", ("--temperature-initial", "10", "--temperature-final", "10")),
+    "preset": ("temperature as preset (Table 5)", ()),
+    "auto": ("temperature auto, epsilon 1/(10N)", ("--temperature", "auto", "--epsilon", "auto")),
+}
+EXPERIMENT_METHODS = {
+    "fig2": ("temperature-0", "temperature-10", "preset"),  # paper §4.2: the two extreme temperatures, the tuned one
+    "fig8": ("temperature-0", "temperature-10", "preset"),  # paper Figures 8-9: the same three
+    "auto-temperature": ("preset", "auto"),  # the paper's future work (§5): the learned temperature and epsilon
+}
+ABLATIONS = ("n_actors", "temperature", "epsilon")  # fig5's panels (paper §4.4)
 PANEL_TITLES = {"n_actors": "number of Gaussians N", "temperature": "temperature", "epsilon": "epsilon (Line 3)"}
 SMOOTHING_AT_FULL_BUDGET = 100_000  # Figure 2's moving window at 1M steps
 TOLERANCE_ALPHA, TOLERANCE_BETA = 0.05, 0.7  # the paper's Figure 4 caption
@@ -126,15 +158,19 @@ BAND_TEXT = "band: tolerance interval, alpha = 0.05, beta = 0.7 (Patterson et al
 
 @dataclass
 class Args:
-    experiment: Literal["table1", "fig2", "fig5", "fig8"] = "table1"
+    experiment: Literal["table1", "fig2", "fig5", "fig8", "auto-temperature"] = "table1"
     """what to reproduce: table1 (Table 1 and Figure 4's curves), fig2 (sum of D_var for temperatures 0, 10 and
-    the preset), fig5 (the N, temperature and epsilon ablations; Figures 10-15 with --tasks)"""
+    the preset), fig5 (the N, temperature and epsilon ablations; Figures 10-15 with --tasks), fig8 (PCA of the
+    Gaussian means for temperatures 0, 10 and the preset; Figure 9 with --tasks HalfCheetah-v4), auto-temperature
+    (the learned temperature and epsilon against the preset)"""
     scripts: tuple[str, ...] = tuple(VARIANTS)
     """table1's training scripts (file names without .py); sacm_baseline and sacm_her_fetch run as SAC (K = 1) and
     SACM (K = 3), gamid_her_fetch as Gamid+HER and TD3+HER (N = 1)"""
     tasks: Optional[tuple[str, ...]] = None
     """tasks; Fetch* tasks go to the HER scripts, the others to the MuJoCo scripts (default: table1 every row
-    of Table 1, fig2 Hopper, HalfCheetah and Walker2d, fig5 Walker2d)"""
+    of Table 1, fig2 and auto-temperature Hopper, HalfCheetah and Walker2d, fig5 Walker2d, fig8 Hopper)"""
+    ablations: tuple[Literal["n_actors", "temperature", "epsilon"], ...] = ABLATIONS
+    """fig5's ablations to run (and plot), e.g. --ablations n_actors for the N ablation alone"""
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     """seeds of every (script, task) pair (the paper: five runs)"""
     total_timesteps: Optional[int] = None
@@ -154,7 +190,8 @@ class Args:
     threads_per_run: Optional[int] = None
     """torch threads of each run (OMP_NUM_THREADS; default: CPU cores // workers, at least 1)"""
     out_dir: Optional[str] = None
-    """where runs, logs, table and plots go (default: benchmarks/results/<experiment>-<budget>)"""
+    """where runs, logs, table and plots go (default: benchmarks/results/<grid>-<budget>, the grid: table1, fig5,
+    or gamid, which fig2, fig8 and auto-temperature share)"""
     slurm: bool = False
     """write <out-dir>/grid.sbatch and commands.txt for `sbatch` instead of running"""
     slurm_time: str = "48:00:00"
@@ -220,14 +257,16 @@ def static(name: str, value: float) -> tuple[str, ...]:
     return (f"--{name}-initial", str(value), f"--{name}-final", str(value))
 
 
-def experiment_variants(experiment: str, task: str, repo_root: str) -> list[tuple[str, str, tuple, str]]:
+def experiment_variants(
+    experiment: str, task: str, repo_root: str, ablations: tuple[str, ...] = ABLATIONS
+) -> list[tuple[str, str, tuple, str]]:
     """The runs of a figure on one task: (method, used in run names; curve label; extra flags; panel)."""
-    if experiment == "fig2":  # paper §4.2: the two extreme temperatures and the tuned one (Table 5)
-        return [
-            ("temperature-0", "temperature 0", static("temperature", 0), ""),
-            ("temperature-10", "temperature 10", static("temperature", 10), ""),
-            ("preset", "temperature as preset (Table 5)", (), ""),
-        ]
+    if experiment in EXPERIMENT_METHODS:  # the shared grid: one text per variant, whichever experiment asks
+        variants = []
+        for method in EXPERIMENT_METHODS[experiment]:
+            label, flags = SHARED_VARIANTS[method]
+            variants.append((method, label, ("--record-means", *flags), ""))
+        return variants
     n = preset_n_actors(repo_root, task)  # paper §4.4: everything else at the task's preset
     variants = [(f"n-actors-{k}", f"N = {k}", ("--n-actors", str(k)), "n_actors") for k in range(1, 6)]
     for temperature in (0.01, 0.1, 0.5):
@@ -240,7 +279,7 @@ def experiment_variants(experiment: str, task: str, repo_root: str) -> list[tupl
         label = f"epsilon = {name}" + (f" = {epsilon:.3g}" if epsilon else "")
         method = "epsilon-" + name.replace("/", "_").replace("(", "").replace(")", "")
         variants.append((method, label, static("epsilon", epsilon), "epsilon"))
-    return variants
+    return [variant for variant in variants if variant[3] in ablations]
 
 
 def run_argv(args: Args, script: str, task: str, seed: int, runs_dir: str, flags: tuple) -> list[str]:
@@ -260,18 +299,14 @@ def build_grid(args: Args, out_dir: str) -> tuple[list[Run], list[str]]:
     """Every (script variant, task, seed) of the selection whose script exists, and the selected scripts that
     do not exist (reported, and marked in the table)."""
     runs, missing = [], []
-    if args.experiment == "fig8":
-        raise SystemExit(
-            "--experiment fig8 is not implemented yet: gamid_continuous_action.py has no flag that records the "
-            "Gaussian means on fixed probe states, which its PCA plot needs."
-        )
     if args.experiment != "table1":
         if not os.path.exists(os.path.join(args.repo_root, EXPERIMENT_SCRIPT + ".py")):
             raise SystemExit(f"{EXPERIMENT_SCRIPT}.py is not in {args.repo_root}; {args.experiment} needs it.")
         for task in selected_tasks(args):
             if task.startswith("Fetch"):
                 raise SystemExit(f"{args.experiment} runs the MuJoCo tasks only, not {task}.")
-            for method, label, flags, panel in experiment_variants(args.experiment, task, args.repo_root):
+            variants = experiment_variants(args.experiment, task, args.repo_root, args.ablations)
+            for method, label, flags, panel in variants:
                 for seed in args.seeds:
                     run_id = f"{task}__{method}__{seed}"
                     runs_dir = os.path.join(out_dir, "runs", run_id)
@@ -296,21 +331,30 @@ def build_grid(args: Args, out_dir: str) -> tuple[list[Run], list[str]]:
     return runs, missing
 
 
+def manifest_grid(manifest: dict) -> str:
+    """The grid a grid.json holds (written before the shared grid existed: under the key "experiment")."""
+    return manifest.get("grid") or GRIDS[manifest.get("experiment", "table1")]
+
+
 def write_manifest(
     runs: list[Run], missing: list[str], tasks: tuple[str, ...], out_dir: str, experiment: str = "table1"
 ) -> None:
     """Add the runs to <out-dir>/grid.json (kept across invocations, so the summary sees every grid run here)."""
     path = os.path.join(out_dir, "grid.json")
-    manifest = {"runs": {}, "missing_scripts": [], "tasks": [], "experiment": experiment}
+    manifest = {"runs": {}, "missing_scripts": [], "tasks": [], "grid": GRIDS[experiment]}
     if os.path.exists(path):
         with open(path) as f:
             manifest = json.load(f)
-    if manifest.get("experiment", "table1") != experiment:
-        raise SystemExit(f"{out_dir} holds the {manifest['experiment']} grid; give {experiment} another --out-dir.")
+    if manifest_grid(manifest) != GRIDS[experiment]:
+        raise SystemExit(f"{out_dir} holds the {manifest_grid(manifest)} grid; give {experiment} another --out-dir.")
+    manifest["grid"] = manifest_grid(manifest)
+    manifest.pop("experiment", None)
     manifest["runs"] |= {run.run_id: asdict(run) for run in runs}
     present = {run.script for run in runs}
     manifest["missing_scripts"] = sorted(set(manifest["missing_scripts"]) - present | set(missing))
     manifest["tasks"] += [task for task in tasks if task not in manifest["tasks"]]
+    experiment_tasks = manifest.setdefault("experiment_tasks", {}).setdefault(experiment, [])
+    experiment_tasks += [task for task in tasks if task not in experiment_tasks]  # each experiment's panels
     os.makedirs(out_dir, exist_ok=True)
     with open(path, "w") as f:
         json.dump(manifest, f, indent=1)
@@ -486,7 +530,7 @@ def write_slurm(runs: list[Run], out_dir: str, args: Args) -> str:
     sbatch_path = os.path.join(out_dir, "grid.sbatch")
     lines = [
         "#!/bin/bash",
-        "#SBATCH --job-name=gamid-table1",
+        f"#SBATCH --job-name=reproduce-{GRIDS[args.experiment]}",
         f"#SBATCH --array=0-{len(runs) - 1}",
         f"#SBATCH --cpus-per-task={args.slurm_cpus}",
         f"#SBATCH --mem={args.slurm_mem}",
@@ -888,6 +932,22 @@ def smoothing_window(budget: int) -> int:
     return max(1, round(SMOOTHING_AT_FULL_BUDGET * budget / 1_000_000))
 
 
+def experiment_runs(manifest: dict, out_dir: str, experiment: str) -> tuple[list[Run], list[str]]:
+    """The runs and tasks of one experiment in its grid: in the shared grid, the runs of its variants on its tasks.
+    A task without finished runs keeps its (empty) panel, the caption says why."""
+    if manifest_grid(manifest) != GRIDS[experiment]:
+        raise SystemExit(f"{out_dir} holds the {manifest_grid(manifest)} grid, not {experiment}'s.")
+    tasks = manifest.get("experiment_tasks", {}).get(experiment)
+    if experiment not in EXPERIMENT_METHODS:
+        return manifest["runs"], tasks or manifest["tasks"]
+    methods = EXPERIMENT_METHODS[experiment]
+    if tasks is None:  # not run under this experiment's name: the grid's tasks with runs of its variants
+        with_runs = {run.task for run in manifest["runs"] if run.method in methods}
+        tasks = [task for task in manifest["tasks"] if task in with_runs]
+    runs = [run for run in manifest["runs"] if run.method in methods and run.task in tasks]
+    return runs, tasks
+
+
 def summarize_figure(out_dir: str, experiment: str) -> list[str]:
     """fig2: fig2.png and fig2.csv, the sum of D_var over training, one panel per task. fig5: fig5_<task>.png and
     .csv, three panels (N, temperature, epsilon) of learning curves. Returns the paths written."""
@@ -896,12 +956,10 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    manifest = read_manifest(out_dir)
-    if manifest.get("experiment", "table1") != experiment:
-        raise SystemExit(f"{out_dir} holds the {manifest.get('experiment', 'table1')} grid, not {experiment}.")
+    runs, tasks = experiment_runs(read_manifest(out_dir), out_dir, experiment)
     tag = "charts/sum_d_var" if experiment == "fig2" else "eval/episodic_return"
     series, left_out, windows = {}, [], set()  # series: (task, panel, curve) -> [(seed, steps, values)]
-    for run in manifest["runs"]:
+    for run in runs:
         if run_status(run, out_dir) != "finished":
             left_out.append(run.run_id)
             continue
@@ -915,8 +973,7 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
             windows.add(smoothing_window(run_budget(run)))
             values = moving_average(steps, values, smoothing_window(run_budget(run)))
         series.setdefault((run.task, run.panel, run.column), []).append((run.seed, steps, values))
-    tasks = manifest["tasks"]  # a task without finished runs keeps its (empty) panel, the caption says why
-    budgets = "/".join(f"{b:,}" for b in sorted({run_budget(run) for run in manifest["runs"]}))
+    budgets = "/".join(f"{b:,}" for b in sorted({run_budget(run) for run in runs}))
     note = f"Runs of {budgets} steps (the paper: 1M, 2M for Humanoid). "
     note += f"{len(left_out)} run(s) left out (unfinished or failed): {', '.join(left_out)}. " if left_out else ""
     figures = []  # (file name, tasks in it, panels, caption)
@@ -929,7 +986,8 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
         figures.append(("fig2", tasks, [""], caption))
     else:
         caption = f"Greedy evaluation return, mean over seeds; the rest of each run at the task's preset. {BAND_TEXT}."
-        figures += [(f"fig5_{task}", [task], ["n_actors", "temperature", "epsilon"], caption) for task in tasks]
+        panels = [panel for panel in ABLATIONS if any(run.panel == panel for run in runs)]
+        figures += [(f"fig5_{task}", [task], panels, caption) for task in tasks]
     written = []
     for name, figure_tasks, panels, caption in figures:
         cells = [(task, panel) for task in figure_tasks for panel in panels]
@@ -956,7 +1014,7 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
 
 def main(args: Args) -> int:
     budget = args.total_timesteps or "paper"
-    default_dir = os.path.join(REPO_ROOT, "benchmarks", "results", f"{args.experiment}-{budget}")
+    default_dir = os.path.join(REPO_ROOT, "benchmarks", "results", f"{GRIDS[args.experiment]}-{budget}")
     out_dir = os.path.abspath(args.out_dir or default_dir)
     failed = 0
     if not args.summarize_only:
@@ -969,6 +1027,7 @@ def main(args: Args) -> int:
             ),
             (args.eval_freq is not None and args.eval_freq < 1, f"--eval-freq must be positive, got {args.eval_freq}."),
             (args.slurm_signal_seconds < 0, "--slurm-signal-seconds cannot be negative."),
+            (not args.ablations, "--ablations needs at least one of n_actors, temperature, epsilon."),
         ]
         for wrong, sentence in problems:
             if wrong:
@@ -993,9 +1052,11 @@ def main(args: Args) -> int:
     if args.experiment == "table1":
         print(summarize(out_dir)["table"])
         print(f"wrote {os.path.join(out_dir, 'table.md')}, results.csv, summary.json and curves_<task>.png/.csv")
-    else:
+    elif args.experiment in ("fig2", "fig5"):
         for path in summarize_figure(out_dir, args.experiment):
             print(f"wrote {path}")
+    else:
+        print(f"the {args.experiment} summary is not written yet; the runs are in {out_dir}")
     return 1 if failed else 0
 
 

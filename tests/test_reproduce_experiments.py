@@ -79,6 +79,9 @@ FAKE_GAMID = textwrap.dedent("""
                  "--epsilon-final"):
         parser.add_argument(flag, type=float)
     parser.add_argument("--log-freq", type=int, default=1000)
+    parser.add_argument("--record-means", action="store_true")
+    parser.add_argument("--temperature", choices=["auto"])
+    parser.add_argument("--epsilon", choices=["auto"])
     args = parser.parse_args()
     preset = PRESETS[args.env_id.split("-")[0]]
     n_actors = args.n_actors or preset["n_actors"]
@@ -198,12 +201,41 @@ def test_table1_curves_csv_holds_the_mean_and_the_tolerance_interval_of_the_runs
         assert (float(row["lower"]), float(row["upper"])) == pytest.approx((min(returns), max(returns)), rel=1e-6)
 
 
-def test_fig8_is_refused_in_one_sentence_before_anything_runs(tmp_path):
-    args = reproduce.Args(experiment="fig8", tasks=("Hopper-v4",), out_dir=str(tmp_path / "out"))
-    with pytest.raises(SystemExit) as error:
-        reproduce.main(args)
-    assert "no flag that records the Gaussian means on fixed probe states" in str(error.value)
-    assert not (tmp_path / "out" / "runs").exists()
+def test_auto_temperature_builds_the_preset_and_the_auto_runs_of_the_shared_grid(tmp_path):
+    args = reproduce.Args(
+        experiment="auto-temperature", seeds=(1, 2, 3), total_timesteps=50_000, workers=16, out_dir=str(tmp_path)
+    )
+    runs, _ = reproduce.build_grid(args, str(tmp_path))
+    assert len(runs) == 18
+    assert {run.task for run in runs} == {"Hopper-v4", "HalfCheetah-v4", "Walker2d-v4"}
+    for run in runs:
+        assert run.run_id == f"{run.task}__{run.method}__{run.seed}" and run.method in ("preset", "auto")
+        expected = [
+            "gamid_continuous_action.py",
+            *("--env-id", run.task, "--seed", str(run.seed), "--runs-dir", run.dir(str(tmp_path))),
+            "--record-means",
+            *(("--temperature", "auto", "--epsilon", "auto") if run.method == "auto" else ()),
+            *("--total-timesteps", "50000", "--eval-freq", "1000", "--eval-episodes", "10"),
+        ]
+        assert run.argv == expected
+
+
+def test_fig2_fig8_and_auto_temperature_share_one_grid_and_fig5_keeps_its_own(tmp_path):
+    fig2 = reproduce.Args(experiment="fig2", tasks=("Hopper-v4",), seeds=(1,), total_timesteps=500)
+    fig8 = reproduce.Args(experiment="fig8", seeds=(1,), total_timesteps=500)
+    fig2_runs, _ = reproduce.build_grid(fig2, str(tmp_path))
+    fig8_runs, _ = reproduce.build_grid(fig8, str(tmp_path))
+    assert [run.argv for run in fig2_runs] == [run.argv for run in fig8_runs]  # the same three Hopper runs
+    assert all("--record-means" in run.argv for run in fig2_runs)
+    fig5 = reproduce.Args(experiment="fig5", ablations=("n_actors",), seeds=(1,), total_timesteps=500)
+    assert [run.method for run in reproduce.build_grid(fig5, str(tmp_path))[0]] == [
+        f"n-actors-{k}" for k in range(1, 6)
+    ]
+    reproduce.write_manifest(fig2_runs, [], ("Hopper-v4",), str(tmp_path), "fig2")
+    reproduce.write_manifest(fig8_runs, [], ("Hopper-v4",), str(tmp_path), "fig8")  # the same grid: accepted
+    assert len(reproduce.read_manifest(str(tmp_path))["runs"]) == 3
+    with pytest.raises(SystemExit, match="holds the gamid grid"):
+        reproduce.write_manifest([], [], ("Walker2d-v4",), str(tmp_path), "fig5")
 
 
 def test_a_second_fig2_command_runs_only_the_unfinished_runs(tmp_path):
