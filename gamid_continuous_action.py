@@ -10,6 +10,7 @@ seed for seed: the same initial weights, the same random draws, the same final p
 """
 
 import json
+import math
 import os
 import random
 import signal
@@ -90,6 +91,15 @@ class Args:
     """epsilon after the decay (preset: Table 5)"""
     epsilon_fraction: Optional[float] = None
     """fraction of total_timesteps over which epsilon decays linearly (preset: Table 5)"""
+    temperature: Optional[Literal["auto"]] = None
+    """auto: learn the temperature so that the mean D_var holds --temperature-target, starting from
+    --temperature-initial (the paper's future work, §5); the temperature schedule is then unused"""
+    temperature_target: Optional[float] = None
+    """D*, the mean D_var that --temperature auto holds (default: target_d_var of N and the action dimension)"""
+    temperature_lr: float = 3e-4
+    """Adam learning rate of log(temperature) under --temperature auto"""
+    epsilon: Optional[Literal["auto"]] = None
+    """auto: epsilon = 1/(10N), constant (paper Figure 5c: a low, non-zero epsilon did best); replaces the schedule"""
 
     eval_freq: int = 10_000
     """greedy evaluation every this many env steps (and at the end)"""
@@ -97,6 +107,11 @@ class Args:
     """episodes per evaluation"""
     log_freq: int = 1_000
     """TensorBoard scalars every this many env steps"""
+    record_means: bool = False
+    """at every evaluation, save the N means on fixed probe states to means.npz in the run directory (the PCA
+    plots of Figures 8-9: benchmarks/reproduce.py --experiment fig8)"""
+    probe_states: int = 100
+    """how many probe states --record-means uses: the first ones in the replay buffer (uniform random actions)"""
 
     checkpoint_freq: int = 50_000
     """write checkpoint.pt every this many env steps, at the end of an episode (0 = never)"""
@@ -179,12 +194,35 @@ def resolve_args(args: Args) -> Args:
     task = args.env_id.rpartition("-")[0]
     if task not in PRESETS:
         print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters take Hopper's column.")
-    for field, value in PRESETS.get(task, PRESETS["Hopper"]).items():
+    preset = PRESETS.get(task, PRESETS["Hopper"])
+    if args.n_actors is None:
+        args.n_actors = preset["n_actors"]
+    if args.n_actors < 1:
+        raise SystemExit(f"--n-actors must be at least 1, got {args.n_actors}.")
+    if args.epsilon == "auto":  # 1/(10N) in place of the preset's schedule; a resumed run has it saved already
+        auto_epsilon = dict(epsilon_initial=1 / (10 * args.n_actors), epsilon_final=1 / (10 * args.n_actors))
+        for field, value in (auto_epsilon | dict(epsilon_fraction=1.0)).items():
+            if getattr(args, field) not in (None, value):
+                raise SystemExit("--epsilon auto sets epsilon to 1/(10N); drop the --epsilon-* schedule flags.")
+            setattr(args, field, value)
+    if args.temperature == "auto" and not args.resume:
+        if args.temperature_final is not None or args.temperature_fraction is not None:
+            raise SystemExit("--temperature auto learns the temperature; drop --temperature-final and -fraction.")
+    for field, value in preset.items():
         if getattr(args, field) is None:
             setattr(args, field, value)
 
-    if args.n_actors < 1:
-        raise SystemExit(f"--n-actors must be at least 1, got {args.n_actors}.")
+    if args.temperature_target is not None and args.temperature != "auto":
+        raise SystemExit("--temperature-target is the target of --temperature auto; give both or neither.")
+    if args.temperature == "auto" and args.temperature_initial <= 0:
+        raise SystemExit("--temperature auto learns log(temperature), so --temperature-initial must be positive.")
+    if args.temperature_lr <= 0 or args.probe_states < 1:
+        raise SystemExit("--temperature-lr and --probe-states must be positive.")
+    if args.record_means and args.probe_states > min(args.eval_freq, args.learning_starts):
+        raise SystemExit(
+            "--probe-states must not exceed --eval-freq or --learning-starts: the probe states are the "
+            "first states in the buffer, collected by random actions before the first evaluation."
+        )
     if min(args.temperature_initial, args.temperature_final) < 0:
         raise SystemExit("Temperatures must not be negative.")
     fractions = (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, args.temperature_fraction)
@@ -403,7 +441,7 @@ def td_target(actor_target: GaussianMeans, qf_target: TwinQ, batch: Batch, args:
     return batch.rewards + args.gamma * (1 - batch.terminated) * next_q
 
 
-def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float):
+def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor):
     """Alg. 1 lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - temperature mean_s D_var(i).
 
     Returns the losses (N,) and the diversity terms mean_s D_var(i) (N,).
@@ -416,6 +454,30 @@ def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature
     return -(q1.mean(1) + temperature * diversity), diversity
 
 
+# --temperature auto (the paper's future work, §5): the temperature held by a target, as SAC holds its entropy.
+TARGET_SPACING = 0.5  # delta / sqrt(action dim) of target_d_var; chosen from the D_var of the tuned presets (README)
+
+
+def target_d_var(n_actors: int, act_dim: int) -> float:
+    """The default D* of --temperature auto: D_var of N means that lie pairwise delta apart.
+
+    Then each of the N - 1 other means adds exp(-delta^2) to Eq. 4's sum (Sigma = I), so D_var(i) = -log((N - 1)
+    exp(-delta^2)) = delta^2 - log(N - 1). The spacing grows like the distances in the [-1, 1]^act_dim action box,
+    delta^2 = TARGET_SPACING^2 act_dim, so D* depends on N and the action dimension only, not on the task.
+    """
+    return TARGET_SPACING**2 * act_dim - math.log(n_actors - 1)
+
+
+def temperature_loss(log_temperature: torch.Tensor, mean_d_var: torch.Tensor, target: float) -> torch.Tensor:
+    """Dual loss of --temperature auto: log(temperature) (mean D_var - D*), with D_var a constant.
+
+    Its gradient is mean D_var - D*: descent raises the temperature while the Gaussians are closer than the target
+    (mean D_var < D*) and lowers it while they are farther, as SAC's alpha tracks a target entropy. Learning the
+    log keeps the temperature positive.
+    """
+    return log_temperature * (mean_d_var.detach() - target)
+
+
 def train_step(
     *,
     actor: GaussianMeans,
@@ -426,7 +488,7 @@ def train_step(
     q_optimizer: torch.optim.Optimizer,
     batch: Batch,
     update_actor: bool,
-    temperature: float,
+    temperature: float | torch.Tensor,
     args: Args,
 ) -> dict:
     """One gradient step of Alg. 1 (lines 9-16) on TD3. Returns detached diagnostics (no host sync).
@@ -459,6 +521,26 @@ def train_step(
         stats["losses/actor_loss"] = losses.detach().sum()
         stats["charts/sum_d_var"] = diversity.detach().sum()
     return stats
+
+
+@torch.no_grad()
+def record_means(path: str, step: int, actor: GaussianMeans, first_states: torch.Tensor) -> None:
+    """--record-means: add the N means on the probe states at `step` to the .npz at `path` (Figures 8-9).
+
+    Arrays: steps (E,), means (E, N, P, act) in the [-1, 1] scale, probe_obs (P, obs). The first call fixes the
+    probe states to `first_states`; later calls read them back, so they stay fixed. Records from `step` on, left
+    by an interrupted run after its last checkpoint, are replaced.
+    """
+    probe_obs, steps, means = first_states, np.zeros(0, dtype=np.int64), []
+    if os.path.exists(path):
+        with np.load(path) as saved:
+            probe_obs = torch.as_tensor(saved["probe_obs"], device=first_states.device)
+            kept = saved["steps"] < step
+            steps, means = saved["steps"][kept], list(saved["means"][kept])
+    means.append(actor(probe_obs).cpu().numpy())
+    arrays = dict(steps=np.append(steps, step), means=np.stack(means), probe_obs=probe_obs.cpu().numpy())
+    np.savez(path + ".tmp.npz", **arrays)
+    os.replace(path + ".tmp.npz", path)  # atomic: an interruption leaves the old file whole
 
 
 def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
@@ -523,6 +605,11 @@ def main(args: Args) -> str:
     env = make_env(args.env_id, args.seed)
     video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
     eval_env = make_env(args.env_id, args.seed, video_dir)
+    learn_temperature = args.temperature == "auto" and args.n_actors > 1
+    if args.temperature == "auto" and not learn_temperature:
+        print("With N = 1 there is no D_var to hold: --temperature auto learns nothing and this run is TD3.")
+    if learn_temperature and args.temperature_target is None:
+        args.temperature_target = target_d_var(args.n_actors, env.action_space.shape[0])
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -552,6 +639,9 @@ def main(args: Args) -> str:
     actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
     q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+    if learn_temperature:  # --temperature auto: log(temperature) has its own optimizer, as SAC's log(alpha)
+        log_temperature = torch.full((), math.log(args.temperature_initial), device=device, requires_grad=True)
+        temperature_optimizer = torch.optim.Adam([log_temperature], lr=args.temperature_lr)
 
     selected = torch.zeros(args.n_actors, device=device)  # how often each Gaussian acted in this log interval
     recent_returns = deque(maxlen=10)
@@ -568,6 +658,10 @@ def main(args: Args) -> str:
         actor_optimizer.load_state_dict(checkpoint["actor_optimizer"])
         q_optimizer.load_state_dict(checkpoint["q_optimizer"])
         rb.load_state_dict(checkpoint["buffer"])
+        if learn_temperature:
+            with torch.no_grad():
+                log_temperature.copy_(checkpoint["log_temperature"])
+            temperature_optimizer.load_state_dict(checkpoint["temperature_optimizer"])
         selected.copy_(checkpoint["selected"])
         recent_returns.extend(checkpoint["recent_returns"])
         stats = {tag: value.to(device) for tag, value in checkpoint["stats"].items()}
@@ -581,13 +675,16 @@ def main(args: Args) -> str:
     start_time = last_print = time.time()
     with StopSignal() as stop:
         for global_step in range(start_step, args.total_timesteps + 1):
-            temperature = linear_schedule(
-                initial=args.temperature_initial,
-                final=args.temperature_final,
-                fraction=args.temperature_fraction,
-                total=args.total_timesteps,
-                step=global_step,
-            )
+            if learn_temperature:
+                temperature = log_temperature.detach().exp()
+            else:
+                temperature = linear_schedule(
+                    initial=args.temperature_initial,
+                    final=args.temperature_final,
+                    fraction=args.temperature_fraction,
+                    total=args.total_timesteps,
+                    step=global_step,
+                )
             epsilon = linear_schedule(
                 initial=args.epsilon_initial,
                 final=args.epsilon_final,
@@ -624,6 +721,7 @@ def main(args: Args) -> str:
                     n_gradient_steps = episode_steps  # -1: one gradient step per env step of the episode
                 for _ in range(n_gradient_steps):
                     n_updates += 1
+                    update_actor = n_updates % args.policy_delay == 0
                     batch = rb.sample(args.batch_size)
                     stats |= train_step(
                         actor=actor,
@@ -633,10 +731,18 @@ def main(args: Args) -> str:
                         actor_optimizer=actor_optimizer,
                         q_optimizer=q_optimizer,
                         batch=batch,
-                        update_actor=n_updates % args.policy_delay == 0,
+                        update_actor=update_actor,
                         temperature=temperature,
                         args=args,
                     )
+                    if learn_temperature and update_actor:  # the dual step, with the actor's, on its batch
+                        mean_d_var = stats["charts/sum_d_var"] / args.n_actors
+                        loss = temperature_loss(log_temperature, mean_d_var, args.temperature_target)
+                        temperature_optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        temperature_optimizer.step()
+                        temperature = log_temperature.detach().exp()
+                        stats["losses/temperature_loss"] = loss.detach()
 
             if global_step % args.log_freq == 0 and stats:
                 values = {tag: value.item() for tag, value in stats.items()}
@@ -648,7 +754,11 @@ def main(args: Args) -> str:
                     )
                 for tag, value in values.items():
                     writer.add_scalar(tag, value, global_step)
-                writer.add_scalar("charts/temperature", temperature, global_step)
+                writer.add_scalar("charts/temperature", float(temperature), global_step)
+                if "charts/sum_d_var" in values:
+                    writer.add_scalar("charts/mean_d_var", values["charts/sum_d_var"] / args.n_actors, global_step)
+                if learn_temperature:
+                    writer.add_scalar("charts/temperature_target", args.temperature_target, global_step)
                 writer.add_scalar("charts/epsilon", epsilon, global_step)
                 fractions = selected / selected.sum().clamp(min=1)
                 for i, fraction in enumerate(fractions.tolist()):
@@ -663,6 +773,8 @@ def main(args: Args) -> str:
             if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
                 returns = evaluate(actor, qf, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
                 writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+                if args.record_means:
+                    record_means(os.path.join(run_dir, "means.npz"), global_step, actor, rb.obs[: args.probe_states])
                 print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
 
             # Run control: at an episode's end (and at the last step), checkpoint when due or asked to stop.
@@ -686,6 +798,9 @@ def main(args: Args) -> str:
                         "n_updates": n_updates,
                         "random": random_states([env]),
                     }
+                    if learn_temperature:
+                        state["log_temperature"] = log_temperature.detach()
+                        state["temperature_optimizer"] = temperature_optimizer.state_dict()
                     writer.flush()  # what was logged up to this step is on disk before the checkpoint
                     save_checkpoint(state, run_dir)
                     last_checkpoint = global_step

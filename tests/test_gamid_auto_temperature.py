@@ -1,0 +1,209 @@
+"""--temperature auto, --epsilon auto and --record-means of gamid_continuous_action.py."""
+
+import glob
+import math
+import os
+import signal
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from test_gamid_td3_run_control import ENV, command, run, scalars
+from test_gamid_td3_scripts import TINY, saved_model
+
+import gamid_continuous_action as gamid
+import td3_baseline as td3
+
+AUTO = ["--temperature", "auto", "--epsilon", "auto"]
+
+
+def hand_d_var(means: torch.Tensor) -> torch.Tensor:
+    """Eq. 4 with Sigma = I, one Gaussian and one state at a time: -log sum_{j != i} exp(-||mu_i - mu_j||^2)."""
+    n, batch = means.shape[:2]
+    out = torch.zeros(n, batch, dtype=means.dtype)
+    for i in range(n):
+        for b in range(batch):
+            total = sum(math.exp(-float((means[i, b] - means[j, b]).pow(2).sum())) for j in range(n) if j != i)
+            out[i, b] = -math.log(total)
+    return out
+
+
+def one_dual_step(means: torch.Tensor, target: float, temperature: float = 0.1, lr: float = 0.01):
+    """One Adam step of the temperature's dual loss on the mean D_var of `means`: (gradient, new temperature)."""
+    log_temperature = torch.tensor(math.log(temperature), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.Adam([log_temperature], lr=lr)
+    gamid.temperature_loss(log_temperature, gamid.d_var(means).mean(), target).backward()
+    gradient = log_temperature.grad.item()
+    optimizer.step()
+    return gradient, log_temperature.exp().item()
+
+
+# Three Gaussians, two states, 2-D actions; by hand the mean D_var is about 0.47.
+MEANS = torch.tensor(
+    [[[0.0, 0.0], [0.5, -0.5]], [[0.6, 0.0], [0.5, 0.5]], [[0.0, 0.8], [-0.5, 0.0]]], dtype=torch.float64
+)
+
+
+def test_dual_gradient_is_mean_d_var_minus_the_target():
+    mean_d_var = hand_d_var(MEANS).mean().item()
+    for target in (-1.0, 0.0, 2.5):
+        gradient, _ = one_dual_step(MEANS, target)
+        assert gradient == pytest.approx(mean_d_var - target, abs=1e-12)
+
+
+def test_temperature_rises_when_the_gaussians_are_closer_than_the_target_and_falls_when_farther():
+    mean_d_var = hand_d_var(MEANS).mean().item()
+    _, raised = one_dual_step(MEANS, target=mean_d_var + 1.0)
+    _, lowered = one_dual_step(MEANS, target=mean_d_var - 1.0)
+    # Adam's first step moves log(temperature) by lr against the gradient's sign.
+    assert raised == pytest.approx(0.1 * math.exp(0.01), rel=1e-6)
+    assert lowered == pytest.approx(0.1 * math.exp(-0.01), rel=1e-6)
+
+
+def test_the_temperature_stays_positive_however_far_it_is_pushed_down():
+    log_temperature = torch.tensor(math.log(0.1), requires_grad=True)
+    optimizer = torch.optim.Adam([log_temperature], lr=1.0)
+    far = torch.full((3, 4, 2), 0.9) * torch.tensor([1.0, -1.0, 0.0]).view(3, 1, 1)  # means far apart
+    for _ in range(200):
+        optimizer.zero_grad()
+        gamid.temperature_loss(log_temperature, gamid.d_var(far).mean(), target=-5.0).backward()
+        optimizer.step()
+    assert log_temperature.item() < -100  # pushed down all the way, and yet:
+    assert log_temperature.exp().item() >= 0.0 and torch.isfinite(log_temperature)
+
+
+@pytest.mark.parametrize("n_actors,act_dim", [(2, 3), (3, 6), (5, 6), (4, 17)])
+def test_default_target_is_the_d_var_of_means_pairwise_delta_apart(n_actors, act_dim):
+    """N points pairwise delta apart: the vertices of a regular simplex, scaled; Eq. 4 computed by hand."""
+    delta = gamid.TARGET_SPACING * math.sqrt(act_dim)
+    vertices = torch.eye(n_actors, dtype=torch.float64) * delta / math.sqrt(2)  # pairwise distance delta
+    means = torch.zeros(n_actors, 1, max(act_dim, n_actors), dtype=torch.float64)
+    means[:, 0, :n_actors] = vertices
+    assert hand_d_var(means)[:, 0].tolist() == pytest.approx([gamid.target_d_var(n_actors, act_dim)] * n_actors)
+
+
+def short_run(tmp_path, name, **overrides):
+    args = gamid.Args(runs_dir=str(tmp_path / name), **{**TINY, "log_freq": 100, **overrides})
+    return gamid.main(args)
+
+
+def test_the_learned_temperature_follows_the_target_in_a_real_run(tmp_path):
+    """The loop applies the dual step with the right sign: a target above reach raises the temperature every
+    logged step, one below reach lowers it; the run logs its target and mean D_var."""
+    up = scalars(short_run(tmp_path, "up", n_actors=3, temperature="auto", temperature_target=50.0))
+    down = scalars(short_run(tmp_path, "down", n_actors=3, temperature="auto", temperature_target=-50.0))
+    rising = [value for _, value in up["charts/temperature"] if value != up["charts/temperature"][0][1]]
+    falling = [value for _, value in down["charts/temperature"] if value != down["charts/temperature"][0][1]]
+    assert rising and rising == sorted(rising) and rising[-1] > 0.1 * math.exp(0.01 * 10)
+    assert falling and falling == sorted(falling, reverse=True) and falling[-1] < 0.1 * math.exp(-0.01 * 10)
+    assert {value for _, value in up["charts/temperature_target"]} == {50.0}
+    mean_d_var = dict(up["charts/mean_d_var"])
+    for step, total in up["charts/sum_d_var"]:
+        assert mean_d_var[step] == pytest.approx(total / 3, rel=1e-6)
+
+
+def test_the_default_target_and_auto_epsilon_are_resolved_and_saved(tmp_path, capsys):
+    run_dir = short_run(tmp_path, "auto", n_actors=4, temperature="auto", epsilon="auto", total_timesteps=600)
+    logged = scalars(run_dir)
+    hopper_act_dim = 3
+    targets = [value for _, value in logged["charts/temperature_target"]]
+    assert targets == pytest.approx([gamid.target_d_var(4, hopper_act_dim)] * len(targets))
+    epsilons = [value for _, value in logged["charts/epsilon"]]
+    assert epsilons == pytest.approx([1 / 40] * len(epsilons))
+    assert "temperature_target=" + str(gamid.target_d_var(4, hopper_act_dim)) in capsys.readouterr().out
+
+
+def test_one_gaussian_with_auto_is_still_td3_seed_for_seed(tmp_path):
+    gamid_dir = short_run(tmp_path, "gamid", n_actors=1, temperature="auto", epsilon="auto")
+    td3_dir = td3.main(td3.Args(runs_dir=str(tmp_path / "td3"), **{**TINY, "log_freq": 100}))
+    gamid_logged, td3_logged = scalars(gamid_dir), scalars(td3_dir)
+    for tag in ("charts/episodic_return", "eval/episodic_return", "losses/qf_loss", "losses/actor_loss"):
+        assert gamid_logged[tag] == td3_logged[tag], tag
+    gamid_model, td3_model = saved_model(gamid_dir, gamid), saved_model(td3_dir, td3)
+    for network in ("actor", "qf"):
+        for name, tensor in gamid_model[network].items():
+            assert torch.equal(tensor, td3_model[network][name]), f"{network}.{name}"
+
+
+BAD = [
+    (dict(temperature_target=1.0), "--temperature-target is the target of --temperature auto; give both or neither."),
+    (dict(temperature="auto", temperature_final=0.01), "--temperature auto learns the temperature; drop"),
+    (dict(temperature="auto", temperature_initial=0.0), "--temperature-initial must be positive."),
+    (dict(epsilon="auto", epsilon_initial=0.3), "--epsilon auto sets epsilon to 1/(10N); drop the --epsilon-*"),
+    (dict(temperature="auto", temperature_lr=0.0), "--temperature-lr and --probe-states must be positive."),
+    (dict(record_means=True, probe_states=800), "--probe-states must not exceed --eval-freq or --learning-starts"),
+]
+
+
+@pytest.mark.parametrize("override,sentence", BAD, ids=[sentence for _, sentence in BAD])
+def test_contradictory_flags_are_refused_with_one_sentence(override, sentence, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        gamid.main(gamid.Args(runs_dir=str(tmp_path), **{**TINY, **override}))
+    message = str(exit_info.value.code)
+    assert sentence in message and message.count(". ") == 0 and "\n" not in message
+    assert not os.listdir(tmp_path)
+
+
+def test_record_means_keeps_the_first_probe_states_and_replaces_records_from_a_step_on(tmp_path):
+    torch.manual_seed(0)
+    actor = gamid.GaussianMeans(n_actors=3, obs_dim=4, act_dim=2, hidden=(8,))
+    path = str(tmp_path / "means.npz")
+    first, other = torch.randn(5, 4), torch.randn(5, 4)
+    gamid.record_means(path, 100, actor, first)
+    gamid.record_means(path, 200, actor, other)  # the probe states stay the first ones
+    with torch.no_grad():
+        actor.net.biases[-1].add_(1.0)
+    gamid.record_means(path, 300, actor, other)
+    gamid.record_means(path, 200, actor, other)  # a resumed run re-records step 200: 200 and 300 are replaced
+    saved = np.load(path)
+    assert saved["steps"].tolist() == [100, 200]
+    assert np.array_equal(saved["probe_obs"], first.numpy())
+    assert saved["means"].shape == (2, 3, 5, 2)
+    with torch.no_grad():
+        assert np.allclose(saved["means"][1], actor(first).numpy())  # recorded after the change
+        actor.net.biases[-1].sub_(1.0)
+        assert np.allclose(saved["means"][0], actor(first).numpy())
+
+
+FLAGS = [
+    "--env-id", "Hopper-v4", "--total-timesteps", "1500", "--learning-starts", "300", "--batch-size", "32",
+    "--net-arch", "32", "32", "--eval-freq", "500", "--eval-episodes", "2", "--log-freq", "100",
+    "--checkpoint-freq", "300", "--save-model", "--no-cuda", "--n-actors", "3", "--record-means",
+    "--probe-states", "50", *AUTO,
+]  # fmt: skip
+
+
+def test_an_auto_run_killed_and_resumed_ends_as_the_uninterrupted_one(tmp_path):
+    """The learned temperature and its optimizer are in the checkpoint; means.npz drops what came after it."""
+    reference = run("gamid_continuous_action.py", *FLAGS, "--runs-dir", str(tmp_path / "reference"))
+    assert reference.returncode == 0, reference.stderr
+    process = subprocess.Popen(
+        command("gamid_continuous_action.py", *FLAGS, "--runs-dir", str(tmp_path / "killed")),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for line in process.stdout:
+        if line.startswith("step 1000, eval return"):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.communicate(timeout=600)
+    killed_dir, reference_dir = (
+        glob.glob(str(tmp_path / "killed" / "*"))[0],
+        glob.glob(str(tmp_path / "reference" / "*"))[0],
+    )
+    assert np.load(os.path.join(killed_dir, "means.npz"))["steps"].tolist() == [500, 1000]
+    assert torch.load(os.path.join(killed_dir, "checkpoint.pt"), weights_only=False)["step"] <= 1000
+    resumed = run("gamid_continuous_action.py", "--resume", killed_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    logged, expected = scalars(killed_dir), scalars(reference_dir)
+    for tag in ("charts/temperature", "charts/mean_d_var", "losses/temperature_loss", "eval/episodic_return"):
+        assert logged[tag] == expected[tag], tag
+    saved, reference_means = (
+        np.load(os.path.join(killed_dir, "means.npz")),
+        np.load(os.path.join(reference_dir, "means.npz")),
+    )
+    for name in ("steps", "means", "probe_obs"):
+        assert np.array_equal(saved[name], reference_means[name]), name
