@@ -487,7 +487,7 @@ def td_target(actor_target: GaussianMeans, qf_target: TwinQ, batch: Batch, args:
     return batch.rewards + args.gamma * (1 - batch.terminated) * next_q
 
 
-def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float):
+def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor):
     """Alg. 1 lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - temperature mean_s D_var(i).
 
     Returns the losses (N,) and the diversity terms mean_s D_var(i) (N,).
@@ -518,7 +518,7 @@ def train_step(
     q_optimizer: torch.optim.Optimizer,
     batch: Batch,
     update_actor: bool,
-    temperature: float,
+    temperature: float | torch.Tensor,
     args: Args,
 ) -> dict:
     """One gradient step of Alg. 1 (lines 9-16) on TD3. Returns detached diagnostics (no host sync).
