@@ -10,9 +10,19 @@ PNGs and a CSV of every plotted number):
   static at 0, 1/(10N), 1/(2N), 1/N (N: the preset's); `fig5_<task>.png`/`.csv`: one panel per ablation;
   `--ablations n_actors` (or any subset of n_actors, temperature, epsilon) runs and plots only those;
 - `fig8`: the same three temperatures as fig2 on Hopper (Figure 9: --tasks HalfCheetah-v4); the runs record the
-  N Gaussian means on fixed probe states at every evaluation (means.npz); the summary is not written yet;
+  N Gaussian means on fixed probe states (the run's first P observations) at every evaluation (`means.npz`).
+  `fig8_<task>.png`/`.csv`: rows temperature 0, 10 and the preset, columns four training steps evenly spaced
+  over the evaluations (the last included), each panel the top two principal components of that step's N x P
+  means (PCA per panel), coloured by Gaussian, for the first seed (the paper shows one run). The paper's claim,
+  "higher spread for temperature 10", as a number: `fig8_spread_<task>.csv`, the mean over probe states of the
+  mean pairwise Euclidean distance between the N means (action scale) per variant, seed and evaluation, and
+  `fig8_<task>.md`, its final value (mean ± std over seeds) with Welch's test of 10 against 0;
 - `auto-temperature`: Gamid with the task's preset against Gamid with `--temperature auto --epsilon auto` (the
-  paper's future work, §5) on Hopper, HalfCheetah and Walker2d; the summary is not written yet.
+  paper's future work, §5) on Hopper, HalfCheetah and Walker2d. `auto_temperature.md`: per task, the final
+  greedy return of both (mean ± sample std over seeds, Welch's two-sided p), and the auto runs' final
+  temperature and mean D_var beside the target D*; `auto_temperature.csv`: every run's final values;
+  `auto_temperature_<task>.png`/`.csv`: the return curves, the learned temperature (the preset's schedule
+  dashed), and the mean D_var (moving average over 10% of the budget) with D*.
 Every curve is the mean over seeds with the paper's band (Figure 4): a tolerance interval with alpha = 0.05 and
 beta = 0.7 (Patterson et al., 2023; see `tolerance_interval`), which for up to 13 runs is their min-max range.
 
@@ -753,10 +763,10 @@ def align(series: list) -> tuple[np.ndarray, np.ndarray]:
     return np.array(steps), values
 
 
-def plot_band(ax, steps: np.ndarray, values: np.ndarray, label: str) -> None:
+def plot_band(ax, steps: np.ndarray, values: np.ndarray, label: str, color: Optional[str] = None) -> None:
     """The mean over runs, and the tolerance interval as a band."""
     lower, upper = tolerance_interval(values)
-    (line,) = ax.plot(steps, values.mean(0), label=f"{label} (n={len(values)})")
+    (line,) = ax.plot(steps, values.mean(0), label=f"{label} (n={len(values)})", color=color)
     ax.fill_between(steps, lower, upper, alpha=0.25, color=line.get_color())
 
 
@@ -1012,6 +1022,312 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
     return written
 
 
+FIG8_COLUMNS = 4  # training steps per row of the PCA figure
+
+
+def read_means(run: Run, out_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps (E,), means (E, N, P, act_dim)) that the run recorded with --record-means (its means.npz)."""
+    paths = glob.glob(os.path.join(glob.escape(run.dir(out_dir)), "*", "means.npz"))
+    if not paths:
+        raise FileNotFoundError(f"no means.npz under {run.dir(out_dir)}")
+    with np.load(max(paths, key=os.path.getmtime)) as saved:
+        return saved["steps"], saved["means"]
+
+
+def plotted_evaluations(n_recorded: int, columns: int = FIG8_COLUMNS) -> list[int]:
+    """Indices of `columns` evaluations evenly spaced over the recorded ones, the last included: at 1/4, 2/4, 3/4
+    and 4/4 of them (E = 50: the 12th, 25th, 37th and 50th)."""
+    return sorted({max(0, round(n_recorded * k / columns) - 1) for k in range(1, columns + 1)})
+
+
+def top_two_components(points: np.ndarray) -> np.ndarray:
+    """(K, 2): the points (K, d) projected on their top two principal components (numpy SVD of the centred points).
+
+    Each component's sign is fixed so that its largest loading is positive; with d = 1 the second is 0."""
+    centred = points - points.mean(0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    components = components[:2]
+    signs = np.sign(components[np.arange(len(components)), np.abs(components).argmax(1)])
+    projected = centred @ (components * signs[:, None]).T
+    return np.pad(projected, ((0, 0), (0, 2 - projected.shape[1])))
+
+
+def mean_pairwise_distance(means: np.ndarray) -> float:
+    """Spread of the N means (N, P, act_dim): the Euclidean distance between two of them in the action scale,
+    averaged over the N (N - 1) / 2 pairs and then over the P probe states (NaN for N = 1)."""
+    n = len(means)
+    if n < 2:
+        return math.nan
+    distances = np.linalg.norm(means[:, None] - means[None], axis=-1)  # (N, N, P)
+    first, second = np.triu_indices(n, k=1)
+    return float(distances[first, second].mean())
+
+
+def summarize_fig8(out_dir: str) -> list[str]:
+    """fig8_<task>.png and .csv: the top two principal components of the N means on the probe states at four
+    training steps (columns) for temperatures 0, 10 and the preset (rows), for the first seed (the paper shows one
+    run); fig8_spread_<task>.csv and .md: the spread of the means (mean_pairwise_distance) over every recorded
+    step of every seed, and at the final step. Returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs, tasks = experiment_runs(read_manifest(out_dir), out_dir, "fig8")
+    recorded, left_out = {}, []  # (task, method, seed) -> (steps, means)
+    for run in runs:
+        if run_status(run, out_dir) != "finished":
+            left_out.append(run.run_id)
+            continue
+        try:
+            recorded[(run.task, run.method, run.seed)] = read_means(run, out_dir)
+        except FileNotFoundError as error:
+            print(f"note: {run.run_id} is left out: {error}")
+            left_out.append(run.run_id)
+    methods = EXPERIMENT_METHODS["fig8"]
+    written = []
+    for task in tasks:
+        task_runs = [run for run in runs if run.task == task]
+        seeds = sorted({seed for (t, _, seed) in recorded if t == task})
+        budgets = "/".join(f"{b:,}" for b in sorted({run_budget(run) for run in task_runs}))
+        spread_rows, points = [], []
+        for method in methods:
+            for seed in seeds:
+                if (task, method, seed) not in recorded:
+                    continue
+                steps, means = recorded[(task, method, seed)]
+                for step, step_means in zip(steps, means):
+                    spread = mean_pairwise_distance(step_means)
+                    spread_rows.append({"variant": method, "seed": seed, "step": int(step), "spread": spread})
+
+        shape = (len(methods), FIG8_COLUMNS)  # common axes: the spreads of the panels compare at a glance
+        fig, axes = plt.subplots(*shape, figsize=(3.2 * FIG8_COLUMNS, 3 * len(methods)), sharex=True, sharey=True)
+        axes = np.asarray(axes).reshape(shape)
+        seed = seeds[0] if seeds else None
+        for row, method in enumerate(methods):
+            label = SHARED_VARIANTS[method][0]
+            if (task, method, seed) not in recorded:
+                axes[row, 0].set_title(f"{label}: no finished run", fontsize=8)
+                continue
+            steps, means = recorded[(task, method, seed)]
+            for column, evaluation in enumerate(plotted_evaluations(len(steps))):
+                n_actors, n_probes, act_dim = means[evaluation].shape
+                projected = top_two_components(means[evaluation].reshape(-1, act_dim)).reshape(n_actors, n_probes, 2)
+                ax = axes[row, column]
+                for gaussian in range(n_actors):
+                    ax.scatter(*projected[gaussian].T, s=6, label=f"Gaussian {gaussian}")
+                    for probe in range(n_probes):
+                        pc1, pc2 = projected[gaussian, probe]
+                        points.append(
+                            {
+                                "variant": method,
+                                "seed": seed,
+                                "step": int(steps[evaluation]),
+                                "gaussian": gaussian,
+                                "probe": probe,
+                                "pc1": float(pc1),
+                                "pc2": float(pc2),
+                            }
+                        )
+                ax.set_title(f"{label}, step {int(steps[evaluation]):,}", fontsize=8)
+                ax.set(xlabel="PC 1", ylabel="PC 2")
+            axes[row, 0].legend(fontsize=6, markerscale=2)
+        caption = (
+            f"{task}: the top two principal components of the N Gaussian means (action scale) on {task}'s fixed "
+            f"probe states (the run's first observations, uniform random actions); PCA fitted per panel, common axes "
+            f"in action units. Seed "
+            f"{seed} of runs of {budgets} steps (the paper: one run of 1M steps, Figures 8-9)."
+        )
+        if left_out:
+            caption += f" {len(left_out)} run(s) left out (unfinished, failed or without means.npz)."
+        fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+        png = os.path.join(out_dir, f"fig8_{task}.png")
+        fig.savefig(png, dpi=100)
+        plt.close(fig)
+        write_rows(os.path.join(out_dir, f"fig8_{task}.csv"), points)
+        write_rows(os.path.join(out_dir, f"fig8_spread_{task}.csv"), spread_rows)
+
+        lines = [
+            f"Spread of the Gaussian means on {task} at the final step (runs of {budgets} steps): the Euclidean "
+            "distance between two of the N means in the [-1, 1] action scale, averaged over pairs and probe states; "
+            "mean ± sample std (ddof = 1) over seeds.",
+            "",
+            "| variant | n seeds | final step | spread |",
+            "|---|---|---|---|",
+        ]
+        finals = {}
+        for method in methods:
+            rows = [row for row in spread_rows if row["variant"] == method]
+            last = {}
+            for row in rows:  # each seed's last recorded step
+                if row["step"] >= last.get(row["seed"], {"step": -1})["step"]:
+                    last[row["seed"]] = row
+            finals[method] = np.array([row["spread"] for row in last.values()])
+            final_steps = "/".join(f"{s:,}" for s in sorted({row["step"] for row in last.values()})) or "–"
+            values = finals[method]
+            std = values.std(ddof=1) if len(values) > 1 else math.nan
+            text = f"{values.mean():.3f} ± {std:.3f}" if len(values) else "–"
+            lines.append(f"| {SHARED_VARIANTS[method][0]} | {len(values)} | {final_steps} | {text} |")
+        t, df, p = welch_t_test(finals["temperature-10"], finals["temperature-0"])
+        p_text = "–" if math.isnan(p) else f"{p:.3g}"
+        lines += [
+            "",
+            f"Temperature 10 against temperature 0 (the paper: higher spread at 10): Welch two-sided p = {p_text}.",
+        ]
+        md = os.path.join(out_dir, f"fig8_{task}.md")
+        with open(md, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        written += [
+            png,
+            os.path.join(out_dir, f"fig8_{task}.csv"),
+            os.path.join(out_dir, f"fig8_spread_{task}.csv"),
+            md,
+        ]
+    return written
+
+
+def final_smoothed(steps: np.ndarray, values: np.ndarray, window: int) -> float:
+    """The mean of the values logged in the last `window` steps (step - window, step] of the run."""
+    return float(moving_average(steps, values, window)[-1])
+
+
+def mean_and_std(values: list, number: str) -> str:
+    """ "mean ± sample std (ddof = 1)" of the values in the given format; "–" without values."""
+    if not values:
+        return "–"
+    std = np.std(values, ddof=1) if len(values) > 1 else math.nan
+    return f"{number.format(np.mean(values))} ± {number.format(std)}"
+
+
+def summarize_auto_temperature(out_dir: str) -> list[str]:
+    """auto_temperature.md and .csv: per task, the final greedy return of the preset and of --temperature auto
+    --epsilon auto (Welch's test), the auto runs' final temperature and mean D_var beside the target D*;
+    auto_temperature_<task>.png and .csv: return curves, the temperature, and the mean D_var over training.
+    Returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs, tasks = experiment_runs(read_manifest(out_dir), out_dir, "auto-temperature")
+    tags = {"return": "eval/episodic_return", "temperature": "charts/temperature", "mean_d_var": "charts/mean_d_var"}
+    series, rows, left_out, windows = {}, [], [], set()  # series: (task, panel, method) -> [(seed, steps, values)]
+    for run in runs:
+        if run_status(run, out_dir) != "finished":
+            left_out.append(run.run_id)
+            continue
+        window = smoothing_window(run_budget(run))
+        try:
+            events = logged_scalars(run.dir(out_dir))
+            logged = {panel: steps_and_values(events, tag) for panel, tag in tags.items()}
+        except (FileNotFoundError, KeyError) as error:
+            print(f"note: {run.run_id} is left out: {error}")
+            left_out.append(run.run_id)
+            continue
+        windows.add(window)
+        target = math.nan
+        if "charts/temperature_target" in events.Tags()["scalars"]:
+            target = float(steps_and_values(events, "charts/temperature_target")[1][-1])
+        steps, d_var = logged["mean_d_var"]
+        logged["mean_d_var"] = (steps, moving_average(steps, d_var, window))
+        for panel, (steps, values) in logged.items():
+            series.setdefault((run.task, panel, run.method), []).append((run.seed, steps, values))
+        rows.append(
+            {
+                "task": run.task,
+                "method": run.method,
+                "seed": run.seed,
+                "final_step": int(logged["return"][0][-1]),
+                "final_return": float(logged["return"][1][-1]),
+                "final_temperature": float(logged["temperature"][1][-1]),
+                "final_mean_d_var": float(logged["mean_d_var"][1][-1]),
+                "temperature_target": target,
+            }
+        )
+    rows.sort(key=lambda row: (tasks.index(row["task"]), row["method"], row["seed"]))
+    write_rows(os.path.join(out_dir, "auto_temperature.csv"), rows)
+
+    budgets = "/".join(f"{b:,}" for b in sorted({run_budget(run) for run in runs}))
+    window = "/".join(f"{w:,}" for w in sorted(windows)) or "–"
+    lines = [
+        "| task | preset: return | auto: return | n (preset, auto) | p | auto: final temperature | "
+        "auto: final mean D_var | D* | preset: final mean D_var |",
+        "|---" * 9 + "|",
+    ]
+    for task in tasks:
+        preset = [row for row in rows if (row["task"], row["method"]) == (task, "preset")]
+        auto = [row for row in rows if (row["task"], row["method"]) == (task, "auto")]
+        returns = {
+            method: [row["final_return"] for row in group] for method, group in (("preset", preset), ("auto", auto))
+        }
+        _, _, p = welch_t_test(returns["preset"], returns["auto"])
+        targets = sorted({row["temperature_target"] for row in auto})
+        cells = [
+            task,
+            mean_and_std(returns["preset"], "{:,.0f}"),
+            mean_and_std(returns["auto"], "{:,.0f}"),
+            f"{len(preset)}, {len(auto)}",
+            "–" if math.isnan(p) else f"{p:.3g}",
+            mean_and_std([row["final_temperature"] for row in auto], "{:.3g}"),
+            mean_and_std([row["final_mean_d_var"] for row in auto], "{:.3g}"),
+            "/".join(f"{target:.3g}" for target in targets) or "–",
+            mean_and_std([row["final_mean_d_var"] for row in preset], "{:.3g}"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Runs of {budgets} steps (the paper: 1M). preset: Gamid with the task's preset (Table 5); auto: the same N "
+        "with --temperature auto --epsilon auto (the temperature learned to hold the mean D_var at D*, epsilon = "
+        "1/(10N)). Return: the final greedy evaluation (eval/episodic_return), mean ± sample std (ddof = 1) over "
+        "seeds; p: Welch's two-sided t-test of the two. Final temperature: the last logged; final mean D_var: the "
+        f"mean of charts/mean_d_var over the last {window} steps (10% of the budget).",
+    ]
+    if left_out:
+        lines.append(f"{len(left_out)} run(s) left out (unfinished, failed or without logs): {', '.join(left_out)}.")
+    table = "\n".join(lines)
+    written = [os.path.join(out_dir, "auto_temperature.md"), os.path.join(out_dir, "auto_temperature.csv")]
+    with open(written[0], "w") as f:
+        f.write(table + "\n")
+    print(table)
+
+    titles = {"return": "greedy evaluation return", "temperature": "temperature", "mean_d_var": "mean D_var"}
+    for task in tasks:
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        plotted = []
+        for ax, panel in zip(axes, titles):
+            for method, color in (("preset", "C0"), ("auto", "C1")):
+                runs_here = series.get((task, panel, method))
+                if not runs_here:
+                    continue
+                steps, values = align(runs_here)
+                label = SHARED_VARIANTS[method][0]
+                plotted += band_rows(task, panel, method, steps, values)
+                if panel == "temperature" and method == "preset":  # a schedule, the same for every seed
+                    ax.plot(steps, values.mean(0), "--", color=color, label=f"{label}: its schedule")
+                else:
+                    plot_band(ax, steps, values, label=label, color=color)
+            if panel == "mean_d_var":
+                targets = sorted({row["temperature_target"] for row in rows if row["task"] == task})
+                for target in (target for target in targets if not math.isnan(target)):
+                    ax.axhline(target, linestyle="--", color="black", label=f"D* = {target:.3g}")
+            ax.set(title=f"{task}: {titles[panel]}", xlabel="environment steps", ylabel=tags[panel])
+            ax.legend(fontsize=7)
+        caption = (
+            f"Runs of {budgets} steps (the paper: 1M); mean over seeds, {BAND_TEXT}. Mean D_var: moving average over "
+            f"the last {window} steps (10% of the budget)."
+        )
+        fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        png, curves = (os.path.join(out_dir, f"auto_temperature_{task}.{extension}") for extension in ("png", "csv"))
+        fig.savefig(png, dpi=100)
+        plt.close(fig)
+        write_rows(curves, plotted)
+        written += [png, curves]
+    return written
+
+
 def main(args: Args) -> int:
     budget = args.total_timesteps or "paper"
     default_dir = os.path.join(REPO_ROOT, "benchmarks", "results", f"{GRIDS[args.experiment]}-{budget}")
@@ -1055,8 +1371,12 @@ def main(args: Args) -> int:
     elif args.experiment in ("fig2", "fig5"):
         for path in summarize_figure(out_dir, args.experiment):
             print(f"wrote {path}")
+    elif args.experiment == "fig8":
+        for path in summarize_fig8(out_dir):
+            print(f"wrote {path}")
     else:
-        print(f"the {args.experiment} summary is not written yet; the runs are in {out_dir}")
+        for path in summarize_auto_temperature(out_dir):
+            print(f"wrote {path}")
     return 1 if failed else 0
 
 

@@ -5,6 +5,7 @@ import csv
 import importlib.util
 import math
 import os
+import re
 import textwrap
 
 import numpy as np
@@ -297,3 +298,146 @@ def test_fig2_with_the_real_gamid_script_plots_what_its_runs_logged(tmp_path):
         for step in steps:  # by hand: the mean of what was logged in (step - 30, step]: at most three values
             expected = np.mean([logged[s] for s in steps if step - window < s <= step])
             assert plotted[step] == pytest.approx(expected, rel=1e-6)
+
+
+def test_fig2_after_auto_temperature_skips_the_finished_preset_run(tmp_path):
+    run_experiment(tmp_path, "auto-temperature", "Hopper-v4", seeds=(1,), total=200, flags="--log-freq 10")
+    out = tmp_path / "out"
+    started = {path.parent.name: path.stat().st_mtime_ns for path in (out / "runs").glob("*/COMMAND")}
+    assert set(started) == {"Hopper-v4__preset__1", "Hopper-v4__auto__1"}
+    args = reproduce.Args(
+        experiment="fig2",
+        tasks=("Hopper-v4",),
+        seeds=(1,),
+        total_timesteps=200,
+        eval_episodes=1,
+        script_flags="--log-freq 10",
+        workers=2,
+        threads_per_run=1,
+        out_dir=str(out),
+        repo_root=str(tmp_path / "repo"),
+    )
+    assert reproduce.main(args) == 0
+    again = {path.parent.name: path.stat().st_mtime_ns for path in (out / "runs").glob("*/COMMAND")}
+    assert set(again) == set(started) | {"Hopper-v4__temperature-0__1", "Hopper-v4__temperature-10__1"}
+    assert again["Hopper-v4__preset__1"] == started["Hopper-v4__preset__1"]  # not run again
+    assert {row["curve"] for row in read_rows(out / "fig2.csv")} == {  # fig2 plots its three variants only
+        "temperature 0",
+        "temperature 10",
+        "temperature as preset (Table 5)",
+    }
+
+
+# --- fig8 and auto-temperature with the real gamid_continuous_action.py ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_grid(tmp_path_factory):
+    """auto-temperature, then fig8, on one out-dir: Hopper, seed 1, 400 steps (training from step 100), an
+    evaluation (and a record of the means on 20 probe states) every 100 steps, 16 x 16 networks."""
+    out = tmp_path_factory.mktemp("shared") / "out"
+    started = {}
+    for experiment in ("auto-temperature", "fig8"):
+        args = reproduce.Args(
+            experiment=experiment,
+            tasks=("Hopper-v4",),
+            seeds=(1,),
+            total_timesteps=400,
+            learning_starts=100,
+            eval_freq=100,
+            eval_episodes=1,
+            script_flags="--net-arch 16 16 --batch-size 32 --log-freq 10 --probe-states 20",
+            workers=2,
+            threads_per_run=1,
+            out_dir=str(out),
+        )
+        assert reproduce.main(args) == 0
+        started[experiment] = {path.parent.name: path.stat().st_mtime_ns for path in (out / "runs").glob("*/COMMAND")}
+    return out, started
+
+
+def event_scalars(run_dir, tag: str) -> dict:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {event.step: event.value for event in events.Scalars(tag)}
+
+
+def run_directory(out, run_id: str):
+    (run_dir,) = (out / "runs" / run_id).glob("Hopper-v4__*")
+    return run_dir
+
+
+def test_fig8_plots_the_pca_of_the_recorded_means_and_their_spread(shared_grid):
+    out, _ = shared_grid
+    assert (out / "fig8_Hopper-v4.png").stat().st_size > 1000
+    rows = read_rows(out / "fig8_Hopper-v4.csv")
+    spread_rows = read_rows(out / "fig8_spread_Hopper-v4.csv")
+    assert {row["variant"] for row in rows} == {"temperature-0", "temperature-10", "preset"}
+    for variant in ("temperature-0", "temperature-10", "preset"):
+        with np.load(run_directory(out, f"Hopper-v4__{variant}__1") / "means.npz") as saved:
+            steps, means = saved["steps"], saved["means"]
+        assert steps.tolist() == [100, 200, 300, 400] and means.shape == (4, 2, 20, 3)  # Hopper: N = 2, 3 actions
+        for e, step in enumerate(steps):  # four evaluations, four columns
+            panel = [row for row in rows if row["variant"] == variant and int(row["step"]) == step]
+            assert len(panel) == 2 * 20
+            plotted = np.zeros((2, 20, 2))
+            for row in panel:
+                plotted[int(row["gaussian"]), int(row["probe"])] = float(row["pc1"]), float(row["pc2"])
+            # Independently: the eigenvectors of the covariance of the 40 means, largest eigenvalues first.
+            points = means[e].reshape(40, 3).astype(float)
+            centred = points - points.mean(0)
+            _, eigenvectors = np.linalg.eigh(centred.T @ centred)  # eigenvalues in ascending order
+            expected = (centred @ eigenvectors[:, ::-1][:, :2]).reshape(2, 20, 2)
+            for k in range(2):  # a component's sign is arbitrary
+                sign = np.sign(np.sum(expected[..., k] * plotted[..., k]))
+                np.testing.assert_allclose(plotted[..., k], sign * expected[..., k], atol=1e-5)
+            # The spread by hand: the distance between the two means, averaged over the probe states.
+            spread = np.mean([np.linalg.norm(means[e, 0, p] - means[e, 1, p]) for p in range(20)])
+            (row,) = [row for row in spread_rows if row["variant"] == variant and int(row["step"]) == step]
+            assert float(row["spread"]) == pytest.approx(spread, rel=1e-5)
+    table = (out / "fig8_Hopper-v4.md").read_text()
+    final = [row for row in spread_rows if row["variant"] == "temperature-10" and row["step"] == "400"]
+    assert f"| temperature 10 | 1 | 400 | {float(final[0]['spread']):.3f} ± nan |" in table
+
+
+def test_auto_temperature_table_and_curves_hold_what_the_runs_logged(shared_grid):
+    out, _ = shared_grid
+    assert (out / "auto_temperature_Hopper-v4.png").stat().st_size > 1000
+    rows = {row["method"]: row for row in read_rows(out / "auto_temperature.csv")}
+    assert set(rows) == {"preset", "auto"}
+    for method, row in rows.items():
+        run_dir = run_directory(out, f"Hopper-v4__{method}__1")
+        returns = event_scalars(run_dir, "eval/episodic_return")
+        temperatures = event_scalars(run_dir, "charts/temperature")
+        d_var = event_scalars(run_dir, "charts/mean_d_var")
+        assert int(row["final_step"]) == max(returns) == 400
+        assert float(row["final_return"]) == pytest.approx(returns[400], rel=1e-6)
+        assert float(row["final_temperature"]) == pytest.approx(temperatures[max(temperatures)], rel=1e-6)
+        window = 40  # 10% of the budget: the mean of the values logged in (360, 400]
+        expected = np.mean([value for step, value in d_var.items() if step > 400 - window])
+        assert float(row["final_mean_d_var"]) == pytest.approx(expected, rel=1e-6)
+    target = event_scalars(run_directory(out, "Hopper-v4__auto__1"), "charts/temperature_target")
+    assert float(rows["auto"]["temperature_target"]) == pytest.approx(target[max(target)], rel=1e-6)
+    assert rows["preset"]["temperature_target"] == "nan"
+    assert float(rows["preset"]["final_temperature"]) == pytest.approx(0.01, rel=1e-5)  # Hopper's schedule ends there
+    table = (out / "auto_temperature.md").read_text()
+    preset, auto = (f"{float(rows[method]['final_return']):,.0f} ± nan" for method in ("preset", "auto"))
+    assert f"| Hopper-v4 | {preset} | {auto} | 1, 1 | – |" in table
+    curves = read_rows(out / "auto_temperature_Hopper-v4.csv")
+    plotted = {(row["panel"], row["curve"], int(row["step"])): float(row["mean"]) for row in curves}
+    temperatures = event_scalars(run_directory(out, "Hopper-v4__auto__1"), "charts/temperature")
+    assert {step: plotted[("temperature", "auto", step)] for step in temperatures} == pytest.approx(temperatures)
+
+
+def test_fig8_after_auto_temperature_ran_only_the_two_new_runs(shared_grid):
+    out, started = shared_grid  # run id -> when its COMMAND was written, after each experiment
+    assert set(started["auto-temperature"]) == {"Hopper-v4__preset__1", "Hopper-v4__auto__1"}
+    new = {"Hopper-v4__temperature-0__1", "Hopper-v4__temperature-10__1"}
+    assert set(started["fig8"]) == set(started["auto-temperature"]) | new
+    for run_id in ("Hopper-v4__preset__1", "Hopper-v4__auto__1"):
+        assert started["fig8"][run_id] == started["auto-temperature"][run_id]  # not started again
+    assert all((out / "runs" / run_id / reproduce.DONE).exists() for run_id in started["fig8"])
+    log = (out / "runs" / "Hopper-v4__preset__1" / "train.log").read_text()
+    assert len(re.findall(r"^--- \d{4}-", log, flags=re.MULTILINE)) == 1  # one attempt: fig8 found it finished
