@@ -18,6 +18,7 @@ directory's `hyperparameters.json`.
 """
 
 import json
+import math
 import os
 import random
 import signal
@@ -103,6 +104,15 @@ class Args:
     """epsilon after the decay (Table 5)"""
     epsilon_fraction: float = 1.0
     """fraction of total_timesteps over which epsilon decays linearly (Table 5)"""
+    temperature: Optional[Literal["auto"]] = None
+    """auto: learn the temperature so that the mean D_var holds --temperature-target, starting from
+    --temperature-initial (the paper's future work, §5); the temperature schedule is then unused"""
+    temperature_target: Optional[float] = None
+    """D*, the mean D_var that --temperature auto holds (default: target_d_var of N and the action dimension)"""
+    temperature_lr: float = 3e-4
+    """Adam learning rate of log(temperature) under --temperature auto"""
+    epsilon: Optional[Literal["auto"]] = None
+    """auto: epsilon = 1/(10N), constant (paper Figure 5c: a low, non-zero epsilon did best); replaces the schedule"""
 
     eval_freq: int = 10_000
     """greedy evaluation every this many env steps (and at the end)"""
@@ -176,6 +186,19 @@ def resolve_args(args: Args) -> Args:
 
     if args.n_actors < 1:
         raise SystemExit(f"--n-actors must be at least 1, got {args.n_actors}.")
+    if args.epsilon == "auto":  # 1/(10N) in place of Table 5's schedule; a resumed run has it saved already
+        defaults = Args()
+        auto_epsilon = dict(epsilon_initial=1 / (10 * args.n_actors), epsilon_final=1 / (10 * args.n_actors))
+        for field, value in (auto_epsilon | dict(epsilon_fraction=1.0)).items():
+            if getattr(args, field) not in (getattr(defaults, field), value):
+                raise SystemExit("--epsilon auto sets epsilon to 1/(10N); drop the --epsilon-* schedule flags.")
+            setattr(args, field, value)
+    if args.temperature_target is not None and args.temperature != "auto":
+        raise SystemExit("--temperature-target is the target of --temperature auto; give both or neither.")
+    if args.temperature == "auto" and args.temperature_initial <= 0:
+        raise SystemExit("--temperature auto learns log(temperature), so --temperature-initial must be positive.")
+    if args.temperature_lr <= 0:
+        raise SystemExit(f"--temperature-lr must be positive, got {args.temperature_lr}.")
     if min(args.temperature_initial, args.temperature_final) < 0:
         raise SystemExit("Temperatures must not be negative.")
     fractions = (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, args.temperature_fraction)
@@ -508,6 +531,30 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
         target_param.lerp_(param, tau)
 
 
+# --temperature auto (the paper's future work, §5): the temperature held by a target, as SAC holds its entropy.
+TARGET_SPACING = 0.5  # delta / sqrt(action dim) of target_d_var; chosen from the D_var of the tuned presets (README)
+
+
+def target_d_var(n_actors: int, act_dim: int) -> float:
+    """The default D* of --temperature auto: D_var of N means that lie pairwise delta apart.
+
+    Then each of the N - 1 other means adds exp(-delta^2) to Eq. 4's sum (Sigma = I), so D_var(i) = -log((N - 1)
+    exp(-delta^2)) = delta^2 - log(N - 1). The spacing grows like the distances in the [-1, 1]^act_dim action box,
+    delta^2 = TARGET_SPACING^2 act_dim, so D* depends on N and the action dimension only, not on the task.
+    """
+    return TARGET_SPACING**2 * act_dim - math.log(n_actors - 1)
+
+
+def temperature_loss(log_temperature: torch.Tensor, mean_d_var: torch.Tensor, target: float) -> torch.Tensor:
+    """Dual loss of --temperature auto: log(temperature) (mean D_var - D*), with D_var a constant.
+
+    Its gradient is mean D_var - D*: descent raises the temperature while the Gaussians are closer than the target
+    (mean D_var < D*) and lowers it while they are farther, as SAC's alpha tracks a target entropy. Learning the
+    log keeps the temperature positive.
+    """
+    return log_temperature * (mean_d_var.detach() - target)
+
+
 def train_step(
     *,
     actor: GaussianMeans,
@@ -645,6 +692,11 @@ def main(args: Args) -> str:
     horizon = env.spec.max_episode_steps
     if args.buffer_size < horizon:
         raise SystemExit(f"--buffer-size {args.buffer_size} cannot hold one {horizon}-step episode.")
+    learn_temperature = args.temperature == "auto" and args.n_actors > 1
+    if args.temperature == "auto" and not learn_temperature:
+        print("With N = 1 there is no D_var to hold: --temperature auto learns nothing and this run is TD3.")
+    if learn_temperature and args.temperature_target is None:
+        args.temperature_target = target_d_var(args.n_actors, env.action_space.shape[0])
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -675,6 +727,9 @@ def main(args: Args) -> str:
     actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
     q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
     normalizer = Normalizer(in_dim, args.normalize_obs)
+    if learn_temperature:  # --temperature auto: log(temperature) has its own optimizer, as SAC's log(alpha)
+        log_temperature = torch.full((), math.log(args.temperature_initial), device=device, requires_grad=True)
+        temperature_optimizer = torch.optim.Adam([log_temperature], lr=args.temperature_lr)
     rb = HerReplayBuffer(
         n_episodes=args.buffer_size // horizon,
         horizon=horizon,
@@ -702,9 +757,14 @@ def main(args: Args) -> str:
         "normalizer": normalizer,
         "replay_buffer": rb,
     }
+    if learn_temperature:
+        learner["temperature_optimizer"] = temperature_optimizer
     if checkpoint:  # continue exactly where the interrupted run stopped
         for name, part in learner.items():
             part.load_state_dict(checkpoint[name])
+        if learn_temperature:
+            with torch.no_grad():
+                log_temperature.copy_(checkpoint["log_temperature"])
         selected.copy_(checkpoint["selected"])
         recent_returns.extend(checkpoint["recent_returns"])
         recent_successes.extend(checkpoint["recent_successes"])
@@ -719,13 +779,16 @@ def main(args: Args) -> str:
     start_time = last_print = time.time()
     with StopSignal() as stop:
         for global_step in range(start_step, args.total_timesteps + 1):
-            temperature = linear_schedule(
-                initial=args.temperature_initial,
-                final=args.temperature_final,
-                fraction=args.temperature_fraction,
-                total=args.total_timesteps,
-                step=global_step,
-            )
+            if learn_temperature:
+                temperature = log_temperature.detach().exp()
+            else:
+                temperature = linear_schedule(
+                    initial=args.temperature_initial,
+                    final=args.temperature_final,
+                    fraction=args.temperature_fraction,
+                    total=args.total_timesteps,
+                    step=global_step,
+                )
             epsilon = linear_schedule(
                 initial=args.epsilon_initial,
                 final=args.epsilon_final,
@@ -771,6 +834,7 @@ def main(args: Args) -> str:
                     n_steps = 1 if args.train_freq == "step" else horizon
                 for _ in range(n_steps):
                     n_updates += 1
+                    update_actor = n_updates % args.policy_delay == 0
                     stats |= train_step(
                         actor=actor,
                         actor_target=actor_target,
@@ -779,10 +843,18 @@ def main(args: Args) -> str:
                         actor_optimizer=actor_optimizer,
                         q_optimizer=q_optimizer,
                         batch=rb.sample(args.batch_size),
-                        update_actor=n_updates % args.policy_delay == 0,
+                        update_actor=update_actor,
                         temperature=temperature,
                         args=args,
                     )
+                    if learn_temperature and update_actor:  # the dual step, with the actor's, on its batch
+                        mean_d_var = stats["charts/sum_d_var"] / args.n_actors
+                        loss = temperature_loss(log_temperature, mean_d_var, args.temperature_target)
+                        temperature_optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        temperature_optimizer.step()
+                        temperature = log_temperature.detach().exp()
+                        stats["losses/temperature_loss"] = loss.detach()
 
             if global_step % args.log_freq == 0 and recent_successes:  # last 20 training episodes, with exploration
                 writer.add_scalar("charts/success_rate", np.mean(recent_successes), global_step)
@@ -796,7 +868,11 @@ def main(args: Args) -> str:
                     )
                 for tag, value in values.items():
                     writer.add_scalar(tag, value, global_step)
-                writer.add_scalar("charts/temperature", temperature, global_step)
+                writer.add_scalar("charts/temperature", float(temperature), global_step)
+                if "charts/sum_d_var" in values:
+                    writer.add_scalar("charts/mean_d_var", values["charts/sum_d_var"] / args.n_actors, global_step)
+                if learn_temperature:
+                    writer.add_scalar("charts/temperature_target", args.temperature_target, global_step)
                 writer.add_scalar("charts/epsilon", epsilon, global_step)
                 fractions = selected / selected.sum().clamp(min=1)
                 for i, fraction in enumerate(fractions.tolist()):
@@ -841,6 +917,8 @@ def main(args: Args) -> str:
                         "random": random_states([env]),
                         "args": asdict(args),
                     }
+                    if learn_temperature:
+                        checkpoint_state["log_temperature"] = log_temperature.detach()
                     writer.flush()  # the logs up to this step are on disk before the checkpoint says so
                     save_checkpoint(checkpoint_state, run_dir)
                     last_checkpoint = global_step

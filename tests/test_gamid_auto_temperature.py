@@ -207,3 +207,26 @@ def test_an_auto_run_killed_and_resumed_ends_as_the_uninterrupted_one(tmp_path):
     )
     for name in ("steps", "means", "probe_obs"):
         assert np.array_equal(saved[name], reference_means[name]), name
+
+
+def test_her_script_learns_the_temperature_the_same_way(tmp_path):
+    """gamid_her_fetch.py: the same dual step (target above reach: the temperature rises), and N = 1 with auto
+    trains exactly as N = 1 without it (TD3 + HER)."""
+    from test_gamid_her_fetch import scalars as her_scalars
+    from test_gamid_her_fetch import tiny_run
+
+    import gamid_her_fetch as her
+
+    up = her_scalars(tiny_run(tmp_path, "up", temperature="auto", temperature_target=50.0), "charts/temperature")
+    values = [value for _, value in up]
+    assert values == sorted(values) and values[-1] > values[0]
+
+    plain = tiny_run(tmp_path, "plain", n_actors=1)
+    auto = tiny_run(tmp_path, "auto", n_actors=1, temperature="auto", epsilon="auto")
+    plain_model = torch.load(glob.glob(os.path.join(plain, "*.model"))[0])
+    auto_model = torch.load(glob.glob(os.path.join(auto, "*.model"))[0])
+    for network in ("actor", "qf"):
+        for name, tensor in plain_model[network].items():
+            assert torch.equal(tensor, auto_model[network][name]), f"{network}.{name}"
+    with pytest.raises(SystemExit, match=r"--epsilon auto sets epsilon to 1/\(10N\)"):
+        her.main(her.Args(env_id="FetchReach-v4", epsilon="auto", epsilon_final=0.3, runs_dir=str(tmp_path / "bad")))
