@@ -455,7 +455,7 @@ def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature
 
 
 # --temperature auto (the paper's future work, §5): the temperature held by a target, as SAC holds its entropy.
-TARGET_SPACING = 0.5  # delta / sqrt(action dim) of target_d_var; chosen from the D_var of the tuned presets (README)
+TARGET_SPACING = 1.0  # delta / sqrt(action dim) of target_d_var: the D_var the tuned presets reach (README)
 
 
 def target_d_var(n_actors: int, act_dim: int) -> float:

@@ -532,7 +532,7 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 # --temperature auto (the paper's future work, §5): the temperature held by a target, as SAC holds its entropy.
-TARGET_SPACING = 0.5  # delta / sqrt(action dim) of target_d_var; chosen from the D_var of the tuned presets (README)
+TARGET_SPACING = 1.0  # delta / sqrt(action dim) of target_d_var: the D_var the tuned presets reach (README)
 
 
 def target_d_var(n_actors: int, act_dim: int) -> float:
