@@ -160,6 +160,9 @@ EXPERIMENT_METHODS = {
     "auto-temperature": ("preset", "auto"),  # the paper's future work (§5): the learned temperature and epsilon
 }
 ABLATIONS = ("n_actors", "temperature", "epsilon")  # fig5's panels (paper §4.4)
+# The Gamid script's default --probe-states. Its probe states are the first states of the replay buffer, which must
+# be there at the first evaluation and before training starts, so shorter runs get fewer.
+PROBE_STATES = 100
 PANEL_TITLES = {"n_actors": "number of Gaussians N", "temperature": "temperature", "epsilon": "epsilon (Line 3)"}
 SMOOTHING_AT_FULL_BUDGET = 100_000  # Figure 2's moving window at 1M steps
 TOLERANCE_ALPHA, TOLERANCE_BETA = 0.05, 0.7  # the paper's Figure 4 caption
@@ -316,7 +319,10 @@ def build_grid(args: Args, out_dir: str) -> tuple[list[Run], list[str]]:
             if task.startswith("Fetch"):
                 raise SystemExit(f"{args.experiment} runs the MuJoCo tasks only, not {task}.")
             variants = experiment_variants(args.experiment, task, args.repo_root, args.ablations)
+            probes = min(PROBE_STATES, eval_freq(args, task), args.learning_starts or PROBE_STATES)
             for method, label, flags, panel in variants:
+                if GRIDS[args.experiment] == SHARED_GRID and probes < PROBE_STATES:  # a short run: fewer probes
+                    flags = (*flags, "--probe-states", str(probes))
                 for seed in args.seeds:
                     run_id = f"{task}__{method}__{seed}"
                     runs_dir = os.path.join(out_dir, "runs", run_id)
@@ -1063,6 +1069,13 @@ def mean_pairwise_distance(means: np.ndarray) -> float:
     return float(distances[first, second].mean())
 
 
+def mean_and_std(values: list, number: str) -> str:
+    """ "mean ± sample std (ddof = 1)" of the values in the given format; the value alone if one; "–" if none."""
+    if len(values) < 2:
+        return number.format(values[0]) if values else "–"
+    return f"{number.format(np.mean(values))} ± {number.format(np.std(values, ddof=1))}"
+
+
 def summarize_fig8(out_dir: str) -> list[str]:
     """fig8_<task>.png and .csv: the top two principal components of the N means on the probe states at four
     training steps (columns) for temperatures 0, 10 and the preset (rows), for the first seed (the paper shows one
@@ -1158,18 +1171,13 @@ def summarize_fig8(out_dir: str) -> list[str]:
         ]
         finals = {}
         for method in methods:
-            rows = [row for row in spread_rows if row["variant"] == method]
-            last = {}
-            for row in rows:  # each seed's last recorded step
-                if row["step"] >= last.get(row["seed"], {"step": -1})["step"]:
-                    last[row["seed"]] = row
-            finals[method] = np.array([row["spread"] for row in last.values()])
+            # Each seed's last recorded step (the rows of a seed are in the order of its steps).
+            last = {row["seed"]: row for row in spread_rows if row["variant"] == method}
+            finals[method] = [row["spread"] for row in last.values()]
             final_steps = "/".join(f"{s:,}" for s in sorted({row["step"] for row in last.values()})) or "–"
-            values = finals[method]
-            std = values.std(ddof=1) if len(values) > 1 else math.nan
-            text = f"{values.mean():.3f} ± {std:.3f}" if len(values) else "–"
-            lines.append(f"| {SHARED_VARIANTS[method][0]} | {len(values)} | {final_steps} | {text} |")
-        t, df, p = welch_t_test(finals["temperature-10"], finals["temperature-0"])
+            text = mean_and_std(finals[method], "{:.3f}")
+            lines.append(f"| {SHARED_VARIANTS[method][0]} | {len(last)} | {final_steps} | {text} |")
+        _, _, p = welch_t_test(finals["temperature-10"], finals["temperature-0"])
         p_text = "–" if math.isnan(p) else f"{p:.3g}"
         lines += [
             "",
@@ -1191,14 +1199,6 @@ def summarize_fig8(out_dir: str) -> list[str]:
 def final_smoothed(steps: np.ndarray, values: np.ndarray, window: int) -> float:
     """The mean of the values logged in the last `window` steps (step - window, step] of the run."""
     return float(moving_average(steps, values, window)[-1])
-
-
-def mean_and_std(values: list, number: str) -> str:
-    """ "mean ± sample std (ddof = 1)" of the values in the given format; "–" without values."""
-    if not values:
-        return "–"
-    std = np.std(values, ddof=1) if len(values) > 1 else math.nan
-    return f"{number.format(np.mean(values))} ± {number.format(std)}"
 
 
 def summarize_auto_temperature(out_dir: str) -> list[str]:
