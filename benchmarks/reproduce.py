@@ -29,8 +29,10 @@ beta = 0.7 (Patterson et al., 2023; see `tolerance_interval`), which for up to 1
 fig2, fig8 and auto-temperature share one grid, in one --out-dir (default `benchmarks/results/gamid-<budget>`):
 variants `temperature-0`, `temperature-10`, `preset` and `auto`, every run with `--record-means`, so a run that
 two experiments need has one command and runs once (fig2's Hopper runs are fig8's; its preset runs are
-auto-temperature's baseline). table1 and fig5 keep their own grids (`table1-<budget>`, `fig5-<budget>`). Run one
-harness at a time on an out-dir: two at once would start a shared run twice.
+auto-temperature's baseline). Runs evaluating more often than every 100 steps record fewer probe states (the
+probe states are the first states in the replay buffer, which must be there at the first evaluation). table1 and
+fig5 keep their own grids (`table1-<budget>`, `fig5-<budget>`). Run one harness at a time on an out-dir: two at
+once would start a shared run twice.
 
 Each run is an ordinary command line (`python td3_baseline.py --env-id Hopper-v4 --seed 2 ...`) with its own
 `--runs-dir`, `<out-dir>/runs/<task>__<method>__<seed>/`, so the harness finds the run directory that the
@@ -1126,30 +1128,22 @@ def summarize_fig8(out_dir: str) -> list[str]:
             for column, evaluation in enumerate(plotted_evaluations(len(steps))):
                 n_actors, n_probes, act_dim = means[evaluation].shape
                 projected = top_two_components(means[evaluation].reshape(-1, act_dim)).reshape(n_actors, n_probes, 2)
+                step = int(steps[evaluation])
                 ax = axes[row, column]
                 for gaussian in range(n_actors):
                     ax.scatter(*projected[gaussian].T, s=6, label=f"Gaussian {gaussian}")
-                    for probe in range(n_probes):
-                        pc1, pc2 = projected[gaussian, probe]
-                        points.append(
-                            {
-                                "variant": method,
-                                "seed": seed,
-                                "step": int(steps[evaluation]),
-                                "gaussian": gaussian,
-                                "probe": probe,
-                                "pc1": float(pc1),
-                                "pc2": float(pc2),
-                            }
-                        )
-                ax.set_title(f"{label}, step {int(steps[evaluation]):,}", fontsize=8)
+                points += [
+                    dict(variant=method, seed=seed, step=step, gaussian=gaussian, probe=probe, pc1=pc1, pc2=pc2)
+                    for gaussian in range(n_actors)
+                    for probe, (pc1, pc2) in enumerate(projected[gaussian].tolist())
+                ]
+                ax.set_title(f"{label}, step {step:,}", fontsize=8)
                 ax.set(xlabel="PC 1", ylabel="PC 2")
             axes[row, 0].legend(fontsize=6, markerscale=2)
         caption = (
             f"{task}: the top two principal components of the N Gaussian means (action scale) on {task}'s fixed "
-            f"probe states (the run's first observations, uniform random actions); PCA fitted per panel, common axes "
-            f"in action units. Seed "
-            f"{seed} of runs of {budgets} steps (the paper: one run of 1M steps, Figures 8-9)."
+            "probe states (the run's first observations, uniform random actions); PCA fitted per panel, common axes "
+            f"in action units. Seed {seed} of runs of {budgets} steps (the paper: one run of 1M steps, Figures 8-9)."
         )
         if left_out:
             caption += f" {len(left_out)} run(s) left out (unfinished, failed or without means.npz)."
@@ -1194,11 +1188,6 @@ def summarize_fig8(out_dir: str) -> list[str]:
             md,
         ]
     return written
-
-
-def final_smoothed(steps: np.ndarray, values: np.ndarray, window: int) -> float:
-    """The mean of the values logged in the last `window` steps (step - window, step] of the run."""
-    return float(moving_average(steps, values, window)[-1])
 
 
 def summarize_auto_temperature(out_dir: str) -> list[str]:
