@@ -114,7 +114,7 @@ def fake_return(n_actors: int, temperature: float, epsilon: float, seed: int, st
     return 1000 * n_actors + 100 * temperature + 10 * epsilon + seed * step / 100
 
 
-def run_experiment(tmp_path, experiment, task, seeds, total=1000, flags=""):
+def run_experiment(tmp_path, experiment, task, seeds, total=1000, flags="", ablations=reproduce.ABLATIONS):
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "gamid_continuous_action.py").write_text(FAKE_GAMID)
@@ -127,6 +127,7 @@ def run_experiment(tmp_path, experiment, task, seeds, total=1000, flags=""):
         total_timesteps=total,
         eval_episodes=1,
         script_flags=flags,
+        ablations=ablations,
         workers=2,
         threads_per_run=1,
         out_dir=str(out),
@@ -191,6 +192,18 @@ def test_fig5_runs_the_three_ablations_at_the_tasks_preset_and_plots_their_retur
         logged = fake_return(*settings, seed=1, step=int(row["step"]))
         assert float(row["mean"]) == float(row["lower"]) == float(row["upper"]) == pytest.approx(logged, rel=1e-6)
     assert len(rows) == 13 * len(evaluations)
+
+
+def test_fig5_runs_and_plots_only_the_selected_ablation(tmp_path):
+    out = run_experiment(tmp_path, "fig5", "Walker2d-v4", seeds=(1,), total=200, ablations=("n_actors",))
+    assert sorted(commands(out)) == [f"Walker2d-v4__n-actors-{k}__1" for k in range(1, 6)]
+    rows = read_rows(out / "fig5_Walker2d-v4.csv")
+    assert {(row["panel"], row["curve"]) for row in rows} == {("n_actors", f"N = {k}") for k in range(1, 6)}
+    png = (out / "fig5_Walker2d-v4.png").read_bytes()
+    assert int.from_bytes(png[16:20], "big") == 500  # the PNG header's width: one panel of 5 inches at 100 dpi
+    with pytest.raises(SystemExit, match="--ablations needs at least one of n_actors, temperature, epsilon"):
+        reproduce.main(reproduce.Args(experiment="fig5", ablations=(), out_dir=str(tmp_path / "empty")))
+    assert not (tmp_path / "empty").exists()
 
 
 def test_table1_curves_csv_holds_the_mean_and_the_tolerance_interval_of_the_runs(tmp_path):
