@@ -69,12 +69,23 @@ evaluations (`eval/success_rate` where logged, i.e. Fetch, else `eval/episodic_r
   (Figure 4): a tolerance interval with alpha = 0.05 and beta = 0.7 (Patterson et al., 2023; see
   `tolerance_interval`).
 
+With `--partial` (after a run, or with `--summarize-only` to look at a grid while it runs or after its runs were
+cut off), every summary also reads the unfinished and failed runs that logged an evaluation, and cuts all the runs
+of a task at the last step at which every one of them logged one (`select_runs`): a run's final evaluation, its
+last logged temperature, its recorded means and its mean D_var window (the 10% of the budget before the cut) are
+taken there, and its curves stop there. Every caption and markdown table says so in a line such as "partial:
+Hopper-v4 runs cut at step 22,500 of 50,000 (unfinished or failed runs included), final values at that step;
+unfinished: <run ids>", and every CSV has the columns `cut_step`, `partial` and `unfinished_runs`. A grid run
+with `--partial` that is interrupted still writes its summaries.
+
     python benchmarks/reproduce.py --total-timesteps 200000 --workers 2
     python benchmarks/reproduce.py --scripts gamid_continuous_action td3_baseline \\
         --tasks HalfCheetah-v4 Hopper-v4 --seeds 1 2 --total-timesteps 20000 --workers 2
     python benchmarks/reproduce.py --slurm   # the paper's budgets; then: sbatch <out-dir>/grid.sbatch
     python benchmarks/reproduce.py --experiment fig5 --seeds 1 2 3 --total-timesteps 100000 --workers 2
     python benchmarks/reproduce.py --experiment auto-temperature --seeds 1 2 3 --total-timesteps 50000 --workers 2
+    python benchmarks/reproduce.py --experiment auto-temperature --summarize-only --partial \\
+        --out-dir benchmarks/results/gamid-50000
 """
 
 import ast
@@ -88,6 +99,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import asdict, dataclass
 from typing import Literal, Optional
@@ -222,7 +234,10 @@ class Args:
     slurm_setup: Optional[str] = None
     """shell line run before each job, e.g. 'source .venv/bin/activate' (default: activate this Python's venv)"""
     summarize_only: bool = False
-    """do not run anything; summarize the finished runs in --out-dir"""
+    """do not run anything; summarize the finished runs in --out-dir (with --partial, the unfinished ones too)"""
+    partial: bool = False
+    """summarize the unfinished and failed runs that logged an evaluation too, every run of a task cut at the
+    last step at which all of them logged one (say, to look at a grid while it runs); the outputs say so"""
     repo_root: str = REPO_ROOT
     """where the training scripts are"""
 
@@ -627,27 +642,30 @@ def logged_scalars(run_dir: str):
     return events
 
 
-def steps_and_values(events, tag: str) -> tuple[np.ndarray, np.ndarray]:
+def steps_and_values(events, tag: str, until: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one logged scalar, up to step `until` (--partial's cut) if given."""
     scalars = sorted(events.Scalars(tag), key=lambda e: e.step)
+    if until is not None:
+        scalars = [e for e in scalars if e.step <= until]
     return np.array([e.step for e in scalars]), np.array([e.value for e in scalars], dtype=float)
 
 
-def read_curve(run_dir: str) -> tuple[str, np.ndarray, np.ndarray]:
+def read_curve(run_dir: str, until: Optional[int] = None) -> tuple[str, np.ndarray, np.ndarray]:
     """(tag, steps, values) of the run's greedy evaluations: eval/success_rate if logged, else eval/episodic_return."""
     events = logged_scalars(run_dir)
     tags = events.Tags()["scalars"]
     tag = next((t for t in ("eval/success_rate", "eval/episodic_return") if t in tags), None)
     if tag is None:
         raise KeyError(f"no eval/success_rate or eval/episodic_return logged under {run_dir}")
-    return (tag, *steps_and_values(events, tag))
+    return (tag, *steps_and_values(events, tag, until))
 
 
-def read_scalar(run_dir: str, tag: str) -> tuple[np.ndarray, np.ndarray]:
+def read_scalar(run_dir: str, tag: str, until: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of one logged scalar of the run."""
     events = logged_scalars(run_dir)
     if tag not in events.Tags()["scalars"]:
         raise KeyError(f"no {tag} logged under {run_dir}")
-    return steps_and_values(events, tag)
+    return steps_and_values(events, tag, until)
 
 
 def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
@@ -761,8 +779,82 @@ def run_status(run: Run, out_dir: str) -> str:
     return "failed" if read_marker(run, out_dir, FAILED) is not None else "unfinished"
 
 
+@dataclass
+class Cut:
+    """--partial: the step at which a summary cuts every run of one task, so that unfinished runs compare."""
+
+    step: int  # the last step at which every included run of the task logged an evaluation
+    budget: int  # their --total-timesteps (the largest, if they differ)
+    unfinished: list  # run ids of the included runs that did not finish (unfinished or failed)
+
+    def sentence(self) -> str:
+        return f"runs cut at step {self.step:,} of {self.budget:,} (unfinished or failed runs included)"
+
+    def note(self, task: str) -> str:
+        unfinished = ", ".join(self.unfinished) or "none"
+        return f"partial: {task} {self.sentence()}, final values at that step; unfinished: {unfinished}."
+
+
+@dataclass
+class Selection:
+    """The runs a summary reads: by default the finished ones; with --partial also the others that logged an
+    evaluation, each read up to its task's cut, so every final value (the last evaluation, the last logged
+    temperature, the mean D_var over the 10% of the budget before the cut) is taken at one step."""
+
+    run_ids: set  # the runs to read
+    statuses: dict  # run id -> finished, unfinished or failed
+    cuts: dict  # task -> Cut (with --partial only)
+
+    def until(self, run: Run) -> Optional[int]:
+        """The last step to read of the run: its task's cut, or None (all of it)."""
+        cut = self.cuts.get(run.task)
+        return cut.step if cut else None
+
+    def notes(self, tasks) -> str:
+        """The captions' sentences on the cut ("" without --partial)."""
+        return " ".join(self.cuts[task].note(task) for task in tasks if task in self.cuts)
+
+    def heading(self, tasks) -> list[str]:
+        """A markdown table's first lines: one note per cut task and a blank line (none without --partial)."""
+        notes = [self.cuts[task].note(task) for task in tasks if task in self.cuts]
+        return [*notes, ""] if notes else []
+
+    def columns(self, task: str, run_ids: list) -> dict:
+        """The CSV columns of a row from these runs of the task: the cut and the unfinished runs among them."""
+        cut = self.cuts.get(task)
+        if cut is None:
+            return {}
+        unfinished = " ".join(run_id for run_id in run_ids if run_id in cut.unfinished)
+        return {"cut_step": cut.step, "partial": cut.sentence(), "unfinished_runs": unfinished}
+
+
+def select_runs(runs: list[Run], out_dir: str, partial: bool) -> Selection:
+    """The runs to summarize (see Selection). The cut of a task is the last step that all its included runs
+    logged an evaluation at (if they share none: the earliest last evaluation, a run's final its last before)."""
+    statuses = {run.run_id: run_status(run, out_dir) for run in runs}
+    if not partial:
+        finished = {run_id for run_id, status in statuses.items() if status == "finished"}
+        return Selection(run_ids=finished, statuses=statuses, cuts={})
+    evaluated = {}  # run id -> its evaluation steps
+    for run in runs:
+        try:
+            evaluated[run.run_id] = set(read_curve(run.dir(out_dir))[1].tolist())
+        except (FileNotFoundError, KeyError) as error:
+            if statuses[run.run_id] == "finished":  # the others may not have logged an evaluation yet
+                print(f"note: {run.run_id} is left out: {error}")
+    cuts = {}
+    for task in dict.fromkeys(run.task for run in runs if run.run_id in evaluated):
+        task_runs = [run for run in runs if run.task == task and run.run_id in evaluated]
+        common = set.intersection(*(evaluated[run.run_id] for run in task_runs))
+        step = max(common) if common else min(max(evaluated[run.run_id]) for run in task_runs)
+        unfinished = [run.run_id for run in task_runs if statuses[run.run_id] != "finished"]
+        budget = max(run_budget(run) for run in task_runs)
+        cuts[task] = Cut(step=int(step), budget=budget, unfinished=unfinished)
+    return Selection(run_ids=set(evaluated), statuses=statuses, cuts=cuts)
+
+
 def align(series: list) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values: runs x steps) of (seed, steps, values) runs: their common steps, else the union of steps
+    """(steps, values: runs x steps) of (run id, steps, values) runs: their common steps, else the union of steps
     with each run interpolated there."""
     steps = sorted(set.intersection(*(set(s.tolist()) for _, s, _ in series)))
     if not steps:  # evaluations at different steps: put every run on the union of steps
@@ -797,6 +889,17 @@ def band_rows(task: str, panel: str, curve: str, steps: np.ndarray, values: np.n
     ]
 
 
+def caption_figure(fig, caption: str, fontsize: float, least_room: float) -> None:
+    """Write the caption under the axes, wrapped to the figure's width, and lay the axes out above it: at least
+    `least_room` of the height below them, more if the caption needs it (a character about 0.53 of the font
+    size wide, a line 1.3 of it high)."""
+    fig.text(0.01, 0.01, caption, fontsize=fontsize, wrap=True)
+    characters_per_line = int(0.98 * fig.get_figwidth() * 72 / (0.53 * fontsize))
+    lines = len(textwrap.wrap(caption, characters_per_line))
+    room = (lines * 1.3 * fontsize + 0.01 * fig.get_figheight() * 72 + 4) / 72 / fig.get_figheight()
+    fig.tight_layout(rect=(0, max(least_room, room), 1, 1))
+
+
 def write_rows(path: str, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["task"])
@@ -804,8 +907,9 @@ def write_rows(path: str, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def summarize(out_dir: str) -> dict:
-    """Write table.md, results.csv, summary.json and curves_<task>.png for the finished runs in out_dir."""
+def summarize(out_dir: str, partial: bool = False) -> dict:
+    """Write table.md, results.csv, summary.json and curves_<task>.png for the finished runs in out_dir (with
+    partial, for the runs that logged an evaluation, cut at a common step per task)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -813,33 +917,32 @@ def summarize(out_dir: str) -> dict:
 
     manifest = read_manifest(out_dir)
     runs, missing = manifest["runs"], manifest["missing_scripts"]
-    curves, rows, statuses, left_out = {}, [], {}, []
+    selection = select_runs(runs, out_dir, partial)
+    curves, rows, statuses, left_out = {}, [], dict(selection.statuses), []
     for run in runs:
-        statuses[run.run_id] = run_status(run, out_dir)
-        if statuses[run.run_id] != "finished":
+        if run.run_id not in selection.run_ids:
             left_out.append(run.run_id)
             continue
         try:
-            tag, steps, values = read_curve(run.dir(out_dir))
+            tag, steps, values = read_curve(run.dir(out_dir), selection.until(run))
         except (FileNotFoundError, KeyError) as error:
             print(f"note: {run.run_id} is left out: {error}")
             statuses[run.run_id] = "failed"
             left_out.append(run.run_id)
             continue
-        curves.setdefault((run.task, run.column), []).append((run.seed, steps, values))
-        rows.append(
-            {
-                "run_id": run.run_id,
-                "task": run.task,
-                "method": run.method,
-                "column": run.column,
-                "script": run.script,
-                "seed": run.seed,
-                "metric": tag,
-                "final_step": int(steps[-1]),
-                "final_value": float(values[-1]),
-            }
-        )
+        curves.setdefault((run.task, run.column), []).append((run.run_id, steps, values))
+        row = {
+            "run_id": run.run_id,
+            "task": run.task,
+            "method": run.method,
+            "column": run.column,
+            "script": run.script,
+            "seed": run.seed,
+            "metric": tag,
+            "final_step": int(steps[-1]),
+            "final_value": float(values[-1]),
+        }
+        rows.append(row | selection.columns(run.task, [run.run_id]))
     with open(os.path.join(out_dir, "results.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["run_id"])
         writer.writeheader()
@@ -848,7 +951,13 @@ def summarize(out_dir: str) -> dict:
     tasks = [task for task in MUJOCO_TASKS + FETCH_TASKS if task in manifest["tasks"]]
     tasks += [task for task in manifest["tasks"] if task not in tasks]
     summary = {"tasks": {}, "left_out": left_out}
-    lines = ["| task | " + " | ".join(COLUMNS) + " | p (Gamid vs TD3) |", "|---" * (len(COLUMNS) + 2) + "|"]
+    if partial:
+        summary["partial"] = {task: asdict(cut) for task, cut in selection.cuts.items()}
+    lines = [
+        *selection.heading(tasks),
+        "| task | " + " | ".join(COLUMNS) + " | p (Gamid vs TD3) |",
+        "|---" * (len(COLUMNS) + 2) + "|",
+    ]
     for task in tasks:
         cells, finals, texts = {}, {}, {}
         for column in COLUMNS:
@@ -872,7 +981,9 @@ def summarize(out_dir: str) -> dict:
             text = f"**{text}**" if cell["mean"] == max(means) else text
             if cell["n"] < cell["expected_n"]:
                 n_failed = sum(
-                    statuses[run.run_id] == "failed" for run in runs if (run.task, run.column) == (task, column)
+                    statuses[run.run_id] == "failed" and run.run_id in left_out
+                    for run in runs
+                    if (run.task, run.column) == (task, column)
                 )
                 text += f" (n={cell['n']} of {cell['expected_n']}" + (f", {n_failed} failed)" if n_failed else ")")
             texts[column] = f"{text} (paper {cell['paper']})"
@@ -916,16 +1027,17 @@ def summarize(out_dir: str) -> dict:
                 continue
             steps, values = align(series)
             plot_band(ax, steps, values, label=column)
-            plotted += band_rows(task, "", column, steps, values)
+            partial_columns = selection.columns(task, [run_id for run_id, _, _ in series])
+            plotted += [row | partial_columns for row in band_rows(task, "", column, steps, values)]
         cells = summary["tasks"][task]["cells"]
         without = [f"{column}: {cells[column]['status']}" for column in COLUMNS if (task, column) not in curves]
+        caption = [selection.notes([task])] if task in selection.cuts else []
         if without:  # every method is in the figure, as a curve or as the reason it has none
-            fig.text(0.01, 0.01, "no curve: " + "; ".join(without), fontsize=6, wrap=True)
+            caption.append("no curve: " + "; ".join(without) + ".")
         task_metrics = ", ".join(sorted({row["metric"] for row in rows if row["task"] == task}))
         ax.set(title=f"{task}: mean over seeds", xlabel="environment steps", ylabel=task_metrics)
         ax.legend()
-        fig.text(0.99, 0.01, BAND_TEXT, fontsize=6, ha="right")
-        fig.tight_layout(rect=(0, 0.05 if without else 0.03, 1, 1))
+        caption_figure(fig, " ".join([*caption, BAND_TEXT]), fontsize=6, least_room=0.03)
         fig.savefig(os.path.join(out_dir, f"curves_{task}.png"), dpi=100)
         plt.close(fig)
         write_rows(os.path.join(out_dir, f"curves_{task}.csv"), plotted)
@@ -940,9 +1052,14 @@ def run_budget(run: Run) -> int:
     return PAPER_BUDGET.get(run.task, 1_000_000)
 
 
+def trailing_mean(steps: np.ndarray, values: np.ndarray, window: int, end: int) -> float:
+    """The mean of the values logged in the window (end - window, end]."""
+    return float(values[(steps > end - window) & (steps <= end)].mean())
+
+
 def moving_average(steps: np.ndarray, values: np.ndarray, window: int) -> np.ndarray:
     """At each logged step, the mean of the values logged in the trailing window (step - window, step]."""
-    return np.array([values[(steps > step - window) & (steps <= step)].mean() for step in steps])
+    return np.array([trailing_mean(steps, values, window, step) for step in steps])
 
 
 def smoothing_window(budget: int) -> int:
@@ -966,9 +1083,10 @@ def experiment_runs(manifest: dict, out_dir: str, experiment: str) -> tuple[list
     return runs, tasks
 
 
-def summarize_figure(out_dir: str, experiment: str) -> list[str]:
+def summarize_figure(out_dir: str, experiment: str, partial: bool = False) -> list[str]:
     """fig2: fig2.png and fig2.csv, the sum of D_var over training, one panel per task. fig5: fig5_<task>.png and
-    .csv, three panels (N, temperature, epsilon) of learning curves. Returns the paths written."""
+    .csv, three panels (N, temperature, epsilon) of learning curves. Partial: see select_runs. Returns the paths
+    written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -976,13 +1094,14 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
 
     runs, tasks = experiment_runs(read_manifest(out_dir), out_dir, experiment)
     tag = "charts/sum_d_var" if experiment == "fig2" else "eval/episodic_return"
-    series, left_out, windows = {}, [], set()  # series: (task, panel, curve) -> [(seed, steps, values)]
+    selection = select_runs(runs, out_dir, partial)
+    series, left_out, windows = {}, [], set()  # series: (task, panel, curve) -> [(run id, steps, values)]
     for run in runs:
-        if run_status(run, out_dir) != "finished":
+        if run.run_id not in selection.run_ids:
             left_out.append(run.run_id)
             continue
         try:
-            steps, values = read_scalar(run.dir(out_dir), tag)
+            steps, values = read_scalar(run.dir(out_dir), tag, selection.until(run))
         except (FileNotFoundError, KeyError) as error:
             print(f"note: {run.run_id} is left out: {error}")
             left_out.append(run.run_id)
@@ -990,7 +1109,7 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
         if experiment == "fig2":
             windows.add(smoothing_window(run_budget(run)))
             values = moving_average(steps, values, smoothing_window(run_budget(run)))
-        series.setdefault((run.task, run.panel, run.column), []).append((run.seed, steps, values))
+        series.setdefault((run.task, run.panel, run.column), []).append((run.run_id, steps, values))
     budgets = "/".join(f"{b:,}" for b in sorted({run_budget(run) for run in runs}))
     note = f"Runs of {budgets} steps (the paper: 1M, 2M for Humanoid). "
     note += f"{len(left_out)} run(s) left out (unfinished or failed): {', '.join(left_out)}. " if left_out else ""
@@ -1017,11 +1136,12 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
                     continue
                 steps, values = align(runs)
                 plot_band(ax, steps, values, label=curve)
-                rows += band_rows(task, panel, curve, steps, values)
+                partial_columns = selection.columns(task, [run_id for run_id, _, _ in runs])
+                rows += [row | partial_columns for row in band_rows(task, panel, curve, steps, values)]
             ax.set(title=f"{task} {PANEL_TITLES.get(panel, '')}".strip(), xlabel="environment steps", ylabel=tag)
             ax.legend(fontsize=7)
-        fig.text(0.01, 0.01, note + caption, fontsize=7, wrap=True)
-        fig.tight_layout(rect=(0, 0.1, 1, 1))
+        cut_note = selection.notes(figure_tasks)
+        caption_figure(fig, note + (cut_note + " " if cut_note else "") + caption, fontsize=7, least_room=0.1)
         png, table = (os.path.join(out_dir, f"{name}.{extension}") for extension in ("png", "csv"))
         fig.savefig(png, dpi=100)
         write_rows(table, rows)
@@ -1033,13 +1153,16 @@ def summarize_figure(out_dir: str, experiment: str) -> list[str]:
 FIG8_COLUMNS = 4  # training steps per row of the PCA figure
 
 
-def read_means(run: Run, out_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    """(steps (E,), means (E, N, P, act_dim)) that the run recorded with --record-means (its means.npz)."""
+def read_means(run: Run, out_dir: str, until: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(steps (E,), means (E, N, P, act_dim)) that the run recorded with --record-means (its means.npz), up to step
+    `until` (--partial's cut) if given."""
     paths = glob.glob(os.path.join(glob.escape(run.dir(out_dir)), "*", "means.npz"))
     if not paths:
         raise FileNotFoundError(f"no means.npz under {run.dir(out_dir)}")
     with np.load(max(paths, key=os.path.getmtime)) as saved:
-        return saved["steps"], saved["means"]
+        steps, means = saved["steps"], saved["means"]
+    kept = steps <= until if until is not None else np.ones(len(steps), dtype=bool)
+    return steps[kept], means[kept]
 
 
 def plotted_evaluations(n_recorded: int, columns: int = FIG8_COLUMNS) -> list[int]:
@@ -1078,24 +1201,26 @@ def mean_and_std(values: list, number: str) -> str:
     return f"{number.format(np.mean(values))} ± {number.format(np.std(values, ddof=1))}"
 
 
-def summarize_fig8(out_dir: str) -> list[str]:
+def summarize_fig8(out_dir: str, partial: bool = False) -> list[str]:
     """fig8_<task>.png and .csv: the top two principal components of the N means on the probe states at four
     training steps (columns) for temperatures 0, 10 and the preset (rows), for the first seed (the paper shows one
     run); fig8_spread_<task>.csv and .md: the spread of the means (mean_pairwise_distance) over every recorded
-    step of every seed, and at the final step. Returns the paths written."""
+    step of every seed, and at the final step. Partial: see select_runs. Returns the paths written."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     runs, tasks = experiment_runs(read_manifest(out_dir), out_dir, "fig8")
+    selection = select_runs(runs, out_dir, partial)
     recorded, left_out = {}, []  # (task, method, seed) -> (steps, means)
+    run_ids = {(run.task, run.method, run.seed): run.run_id for run in runs}
     for run in runs:
-        if run_status(run, out_dir) != "finished":
+        if run.run_id not in selection.run_ids:
             left_out.append(run.run_id)
             continue
         try:
-            recorded[(run.task, run.method, run.seed)] = read_means(run, out_dir)
+            recorded[(run.task, run.method, run.seed)] = read_means(run, out_dir, selection.until(run))
         except FileNotFoundError as error:
             print(f"note: {run.run_id} is left out: {error}")
             left_out.append(run.run_id)
@@ -1111,9 +1236,11 @@ def summarize_fig8(out_dir: str) -> list[str]:
                 if (task, method, seed) not in recorded:
                     continue
                 steps, means = recorded[(task, method, seed)]
+                partial_columns = selection.columns(task, [run_ids[(task, method, seed)]])
                 for step, step_means in zip(steps, means):
                     spread = mean_pairwise_distance(step_means)
-                    spread_rows.append({"variant": method, "seed": seed, "step": int(step), "spread": spread})
+                    row = {"variant": method, "seed": seed, "step": int(step), "spread": spread}
+                    spread_rows.append(row | partial_columns)
 
         shape = (len(methods), FIG8_COLUMNS)  # common axes: the spreads of the panels compare at a glance
         fig, axes = plt.subplots(*shape, figsize=(3.2 * FIG8_COLUMNS, 3 * len(methods)), sharex=True, sharey=True)
@@ -1122,7 +1249,7 @@ def summarize_fig8(out_dir: str) -> list[str]:
         for row, method in enumerate(methods):
             label = SHARED_VARIANTS[method][0]
             if (task, method, seed) not in recorded:
-                axes[row, 0].set_title(f"{label}: no finished run", fontsize=8)
+                axes[row, 0].set_title(f"{label}: no {'' if partial else 'finished '}run", fontsize=8)
                 continue
             steps, means = recorded[(task, method, seed)]
             for column, evaluation in enumerate(plotted_evaluations(len(steps))):
@@ -1134,6 +1261,7 @@ def summarize_fig8(out_dir: str) -> list[str]:
                     ax.scatter(*projected[gaussian].T, s=6, label=f"Gaussian {gaussian}")
                 points += [
                     dict(variant=method, seed=seed, step=step, gaussian=gaussian, probe=probe, pc1=pc1, pc2=pc2)
+                    | selection.columns(task, [run_ids[(task, method, seed)]])
                     for gaussian in range(n_actors)
                     for probe, (pc1, pc2) in enumerate(projected[gaussian].tolist())
                 ]
@@ -1145,10 +1273,11 @@ def summarize_fig8(out_dir: str) -> list[str]:
             "probe states (the run's first observations, uniform random actions); PCA fitted per panel, common axes "
             f"in action units. Seed {seed} of runs of {budgets} steps (the paper: one run of 1M steps, Figures 8-9)."
         )
+        if task in selection.cuts:
+            caption += " " + selection.notes([task])
         if left_out:
             caption += f" {len(left_out)} run(s) left out (unfinished, failed or without means.npz)."
-        fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
-        fig.tight_layout(rect=(0, 0.05, 1, 1))
+        caption_figure(fig, caption, fontsize=7, least_room=0.05)
         png = os.path.join(out_dir, f"fig8_{task}.png")
         fig.savefig(png, dpi=100)
         plt.close(fig)
@@ -1160,6 +1289,7 @@ def summarize_fig8(out_dir: str) -> list[str]:
             "distance between two of the N means in the [-1, 1] action scale, averaged over pairs and probe states; "
             "mean ± sample std (ddof = 1) over seeds.",
             "",
+            *selection.heading([task]),
             "| variant | n seeds | final step | spread |",
             "|---|---|---|---|",
         ]
@@ -1190,11 +1320,11 @@ def summarize_fig8(out_dir: str) -> list[str]:
     return written
 
 
-def summarize_auto_temperature(out_dir: str) -> list[str]:
+def summarize_auto_temperature(out_dir: str, partial: bool = False) -> list[str]:
     """auto_temperature.md and .csv: per task, the final greedy return of the preset and of --temperature auto
     --epsilon auto (Welch's test), the auto runs' final temperature and mean D_var beside the target D*;
     auto_temperature_<task>.png and .csv: return curves, the temperature, and the mean D_var over training.
-    Returns the paths written."""
+    Partial: see select_runs. Returns the paths written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1202,15 +1332,17 @@ def summarize_auto_temperature(out_dir: str) -> list[str]:
 
     runs, tasks = experiment_runs(read_manifest(out_dir), out_dir, "auto-temperature")
     tags = {"return": "eval/episodic_return", "temperature": "charts/temperature", "mean_d_var": "charts/mean_d_var"}
-    series, rows, left_out, windows = {}, [], [], set()  # series: (task, panel, method) -> [(seed, steps, values)]
+    selection = select_runs(runs, out_dir, partial)
+    series, rows, left_out, windows = {}, [], [], set()  # series: (task, panel, method) -> [(run id, steps, values)]
     for run in runs:
-        if run_status(run, out_dir) != "finished":
+        if run.run_id not in selection.run_ids:
             left_out.append(run.run_id)
             continue
         window = smoothing_window(run_budget(run))
+        until = selection.until(run)
         try:
             events = logged_scalars(run.dir(out_dir))
-            logged = {panel: steps_and_values(events, tag) for panel, tag in tags.items()}
+            logged = {panel: steps_and_values(events, tag, until) for panel, tag in tags.items()}
         except (FileNotFoundError, KeyError) as error:
             print(f"note: {run.run_id} is left out: {error}")
             left_out.append(run.run_id)
@@ -1218,29 +1350,31 @@ def summarize_auto_temperature(out_dir: str) -> list[str]:
         windows.add(window)
         target = math.nan
         if "charts/temperature_target" in events.Tags()["scalars"]:
-            target = float(steps_and_values(events, "charts/temperature_target")[1][-1])
+            target = float(steps_and_values(events, "charts/temperature_target", until)[1][-1])
         steps, d_var = logged["mean_d_var"]
         logged["mean_d_var"] = (steps, moving_average(steps, d_var, window))
+        final_d_var = trailing_mean(steps, d_var, window, end=steps[-1] if until is None else until)
         for panel, (steps, values) in logged.items():
-            series.setdefault((run.task, panel, run.method), []).append((run.seed, steps, values))
-        rows.append(
-            {
-                "task": run.task,
-                "method": run.method,
-                "seed": run.seed,
-                "final_step": int(logged["return"][0][-1]),
-                "final_return": float(logged["return"][1][-1]),
-                "final_temperature": float(logged["temperature"][1][-1]),
-                "final_mean_d_var": float(logged["mean_d_var"][1][-1]),
-                "temperature_target": target,
-            }
-        )
+            series.setdefault((run.task, panel, run.method), []).append((run.run_id, steps, values))
+        row = {
+            "task": run.task,
+            "method": run.method,
+            "seed": run.seed,
+            "final_step": int(logged["return"][0][-1]),
+            "final_return": float(logged["return"][1][-1]),
+            "final_temperature": float(logged["temperature"][1][-1]),
+            "final_mean_d_var": final_d_var,
+            "temperature_target": target,
+        }
+        rows.append(row | selection.columns(run.task, [run.run_id]))
     rows.sort(key=lambda row: (tasks.index(row["task"]), row["method"], row["seed"]))
     write_rows(os.path.join(out_dir, "auto_temperature.csv"), rows)
 
     budgets = "/".join(f"{b:,}" for b in sorted({run_budget(run) for run in runs}))
     window = "/".join(f"{w:,}" for w in sorted(windows)) or "–"
+    last = "the" if partial else "the last"  # with --partial, the window before the cut
     lines = [
+        *selection.heading(tasks),
         "| task | preset: return | auto: return | n (preset, auto) | p | auto: final temperature | "
         "auto: final mean D_var | D* | preset: final mean D_var |",
         "|---" * 9 + "|",
@@ -1271,7 +1405,7 @@ def summarize_auto_temperature(out_dir: str) -> list[str]:
         "with --temperature auto --epsilon auto (the temperature learned to hold the mean D_var at D*, epsilon = "
         "1/(10N)). Return: the final greedy evaluation (eval/episodic_return), mean ± sample std (ddof = 1) over "
         "seeds; p: Welch's two-sided t-test of the two. Final temperature: the last logged; final mean D_var: the "
-        f"mean of charts/mean_d_var over the last {window} steps (10% of the budget).",
+        f"mean of charts/mean_d_var over {last} {window} steps (10% of the budget){' before the cut' * partial}.",
     ]
     if left_out:
         lines.append(f"{len(left_out)} run(s) left out (unfinished, failed or without logs): {', '.join(left_out)}.")
@@ -1292,7 +1426,8 @@ def summarize_auto_temperature(out_dir: str) -> list[str]:
                     continue
                 steps, values = align(runs_here)
                 label = SHARED_VARIANTS[method][0]
-                plotted += band_rows(task, panel, method, steps, values)
+                partial_columns = selection.columns(task, [run_id for run_id, _, _ in runs_here])
+                plotted += [row | partial_columns for row in band_rows(task, panel, method, steps, values)]
                 if panel == "temperature" and method == "preset":  # a schedule, the same for every seed
                     ax.plot(steps, values.mean(0), "--", color=color, label=f"{label}: its schedule")
                 else:
@@ -1307,8 +1442,9 @@ def summarize_auto_temperature(out_dir: str) -> list[str]:
             f"Runs of {budgets} steps (the paper: 1M); mean over seeds, {BAND_TEXT}. Mean D_var: moving average over "
             f"the last {window} steps (10% of the budget)."
         )
-        fig.text(0.01, 0.01, caption, fontsize=7, wrap=True)
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        if task in selection.cuts:
+            caption += " " + selection.notes([task])
+        caption_figure(fig, caption, fontsize=7, least_room=0.06)
         png, curves = (os.path.join(out_dir, f"auto_temperature_{task}.{extension}") for extension in ("png", "csv"))
         fig.savefig(png, dpi=100)
         plt.close(fig)
@@ -1321,7 +1457,7 @@ def main(args: Args) -> int:
     budget = args.total_timesteps or "paper"
     default_dir = os.path.join(REPO_ROOT, "benchmarks", "results", f"{GRIDS[args.experiment]}-{budget}")
     out_dir = os.path.abspath(args.out_dir or default_dir)
-    failed = 0
+    failed, interrupted = 0, 0
     if not args.summarize_only:
         problems = [
             (args.workers < 1, f"--workers must be at least 1, got {args.workers}."),
@@ -1353,19 +1489,22 @@ def main(args: Args) -> int:
             return 130
         if interrupted:
             print(f"interrupted: run the same command again to resume ({interrupted} run(s) left).")
-            return INTERRUPTED_EXIT_CODE
+            if not args.partial:  # with --partial, summarize what the runs logged so far
+                return INTERRUPTED_EXIT_CODE
     if args.experiment == "table1":
-        print(summarize(out_dir)["table"])
+        print(summarize(out_dir, args.partial)["table"])
         print(f"wrote {os.path.join(out_dir, 'table.md')}, results.csv, summary.json and curves_<task>.png/.csv")
     elif args.experiment in ("fig2", "fig5"):
-        for path in summarize_figure(out_dir, args.experiment):
+        for path in summarize_figure(out_dir, args.experiment, args.partial):
             print(f"wrote {path}")
     elif args.experiment == "fig8":
-        for path in summarize_fig8(out_dir):
+        for path in summarize_fig8(out_dir, args.partial):
             print(f"wrote {path}")
     else:
-        for path in summarize_auto_temperature(out_dir):
+        for path in summarize_auto_temperature(out_dir, args.partial):
             print(f"wrote {path}")
+    if interrupted:
+        return INTERRUPTED_EXIT_CODE
     return 1 if failed else 0
 
 
