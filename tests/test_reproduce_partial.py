@@ -249,3 +249,19 @@ def test_partial_table1_cuts_every_method_of_a_task_at_one_step(tmp_path):
         assert row["unfinished_runs"] == (run_id if run_id == "Hopper-v4__gamid__2" else "")
     curves = read_rows(tmp_path / "out" / "curves_Hopper-v4.csv")
     assert max(int(row["step"]) for row in curves) == 500
+
+
+def test_an_interrupted_grid_run_writes_its_summary_with_partial_only(fake_grid, monkeypatch):
+    monkeypatch.setattr(reproduce, "run_grid", lambda runs, out_dir, args: (0, 1))  # as if Ctrl-C stopped a run
+    args = reproduce.Args(
+        experiment="auto-temperature",
+        tasks=("Hopper-v4",),
+        seeds=(1, 2),
+        total_timesteps=BUDGET,
+        out_dir=str(fake_grid),
+    )
+    assert reproduce.main(args) == reproduce.INTERRUPTED_EXIT_CODE
+    assert not (fake_grid / "auto_temperature.md").exists()
+    args.partial = True
+    assert reproduce.main(args) == reproduce.INTERRUPTED_EXIT_CODE
+    assert "partial: Hopper-v4 runs cut at step 700 of 1,000" in (fake_grid / "auto_temperature.md").read_text()
