@@ -22,6 +22,7 @@ spec.loader.exec_module(reproduce)
 BUDGET = 1000
 WINDOW = 100  # 10% of the budget: the mean D_var window and fig2's moving average
 METHOD_INDEX = {"temperature-0": 0, "temperature-10": 1, "preset": 2, "auto": 3, "td3": 4, "gamid": 5}
+METHOD_INDEX |= {f"n-actors-{k}": 10 + k for k in range(1, 6)}  # fig5's N ablation
 LAST_STEP = {"Hopper-v4__temperature-0__2": 600, "Hopper-v4__temperature-10__1": 800, "Hopper-v4__auto__1": 700}
 FAILED_RUNS = {"Hopper-v4__temperature-0__2"}
 TRAINING_LOGS = np.arange(75, BUDGET + 1, 75)  # the steps of the training scalars (75, 150, ..., 975)
@@ -265,3 +266,22 @@ def test_an_interrupted_grid_run_writes_its_summary_with_partial_only(fake_grid,
     args.partial = True
     assert reproduce.main(args) == reproduce.INTERRUPTED_EXIT_CODE
     assert "partial: Hopper-v4 runs cut at step 700 of 1,000" in (fake_grid / "auto_temperature.md").read_text()
+
+
+def test_partial_fig5_cuts_the_ablation_curves(tmp_path):
+    out = str(tmp_path / "out")
+    args = reproduce.Args(
+        experiment="fig5", tasks=("Walker2d-v4",), ablations=("n_actors",), seeds=(1,), total_timesteps=BUDGET
+    )
+    runs, _ = reproduce.build_grid(args, out)
+    reproduce.write_manifest(runs, [], ("Walker2d-v4",), out, "fig5")
+    for run in runs:
+        write_fake_run(run, out, last_step=400 if run.method == "n-actors-3" else BUDGET, failed=False)
+    assert reproduce.main(reproduce.Args(experiment="fig5", summarize_only=True, partial=True, out_dir=out)) == 0
+    rows = read_rows(tmp_path / "out" / "fig5_Walker2d-v4.csv")
+    assert sorted({row["curve"] for row in rows}) == [f"N = {k}" for k in range(1, 6)]
+    assert len(rows) == 5 * 4  # evaluations at 100, 200, 300 and 400
+    for row in rows:
+        k, step = int(row["curve"][-1]), int(row["step"])
+        assert float(row["mean"]) == pytest.approx(fake_return(f"n-actors-{k}", 1, step))
+        assert row["unfinished_runs"] == ("Walker2d-v4__n-actors-3__1" if k == 3 else "")
