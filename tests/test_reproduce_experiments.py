@@ -114,23 +114,34 @@ def fake_return(n_actors: int, temperature: float, epsilon: float, seed: int, st
     return 1000 * n_actors + 100 * temperature + 10 * epsilon + seed * step / 100
 
 
+def tiny_grid(experiment: str, out, task: str = "Hopper-v4", **overrides) -> "reproduce.Args":
+    """A grid of one task, one seed and one evaluation episode, two runs at a time: what every test here runs."""
+    settings = dict(
+        experiment=experiment,
+        tasks=(task,),
+        seeds=(1,),
+        eval_episodes=1,
+        workers=2,
+        threads_per_run=1,
+        out_dir=str(out),
+    )
+    return reproduce.Args(**(settings | overrides))
+
+
 def run_experiment(tmp_path, experiment, task, seeds, total=1000, flags="", ablations=reproduce.ABLATIONS):
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "gamid_continuous_action.py").write_text(FAKE_GAMID)
     out = tmp_path / "out"
-    args = reproduce.Args(
-        experiment=experiment,
+    args = tiny_grid(
+        experiment,
+        out,
+        task,
         scripts=("gamid_continuous_action",),
-        tasks=(task,),
         seeds=seeds,
         total_timesteps=total,
-        eval_episodes=1,
         script_flags=flags,
         ablations=ablations,
-        workers=2,
-        threads_per_run=1,
-        out_dir=str(out),
         repo_root=str(repo),
     )
     assert reproduce.main(args) == 0
@@ -266,16 +277,8 @@ def test_a_second_fig2_command_runs_only_the_unfinished_runs(tmp_path):
     first = (out / "fig2.csv").read_text()
     (out / "runs" / "Hopper-v4__temperature-10__1" / reproduce.DONE).unlink()  # as if it had been interrupted
     started = {path.parent.name: path.stat().st_mtime_ns for path in (out / "runs").glob("*/COMMAND")}
-    args = reproduce.Args(
-        experiment="fig2",
-        tasks=("Hopper-v4",),
-        seeds=(1,),
-        total_timesteps=200,
-        eval_episodes=1,
-        script_flags="--log-freq 10",
-        threads_per_run=1,
-        out_dir=str(out),
-        repo_root=str(tmp_path / "repo"),
+    args = tiny_grid(
+        "fig2", out, total_timesteps=200, script_flags="--log-freq 10", workers=1, repo_root=str(tmp_path / "repo")
     )
     assert reproduce.main(args) == 0
     again = {path.parent.name: path.stat().st_mtime_ns for path in (out / "runs").glob("*/COMMAND")}
@@ -288,18 +291,13 @@ def test_fig2_with_the_real_gamid_script_plots_what_its_runs_logged(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "out"
-    args = reproduce.Args(
-        experiment="fig2",
-        tasks=("Hopper-v4",),
-        seeds=(1,),
+    args = tiny_grid(
+        "fig2",
+        out,
         total_timesteps=300,
         learning_starts=100,
         eval_freq=100,
-        eval_episodes=1,
         script_flags="--net-arch 16 16 --batch-size 32 --log-freq 10",
-        workers=2,
-        threads_per_run=1,
-        out_dir=str(out),
     )
     assert reproduce.main(args) == 0
     rows = read_rows(out / "fig2.csv")
@@ -327,18 +325,7 @@ def test_fig2_after_auto_temperature_skips_the_finished_preset_run(tmp_path):
     out = tmp_path / "out"
     started = {path.parent.name: path.stat().st_mtime_ns for path in (out / "runs").glob("*/COMMAND")}
     assert set(started) == {"Hopper-v4__preset__1", "Hopper-v4__auto__1"}
-    args = reproduce.Args(
-        experiment="fig2",
-        tasks=("Hopper-v4",),
-        seeds=(1,),
-        total_timesteps=200,
-        eval_episodes=1,
-        script_flags="--log-freq 10",
-        workers=2,
-        threads_per_run=1,
-        out_dir=str(out),
-        repo_root=str(tmp_path / "repo"),
-    )
+    args = tiny_grid("fig2", out, total_timesteps=200, script_flags="--log-freq 10", repo_root=str(tmp_path / "repo"))
     assert reproduce.main(args) == 0
     again = {path.parent.name: path.stat().st_mtime_ns for path in (out / "runs").glob("*/COMMAND")}
     assert set(again) == set(started) | {"Hopper-v4__temperature-0__1", "Hopper-v4__temperature-10__1"}
@@ -360,18 +347,13 @@ def shared_grid(tmp_path_factory):
     out = tmp_path_factory.mktemp("shared") / "out"
     started = {}
     for experiment in ("auto-temperature", "fig8"):
-        args = reproduce.Args(
-            experiment=experiment,
-            tasks=("Hopper-v4",),
-            seeds=(1,),
+        args = tiny_grid(
+            experiment,
+            out,
             total_timesteps=400,
             learning_starts=100,
             eval_freq=100,
-            eval_episodes=1,
             script_flags="--net-arch 16 16 --batch-size 32 --log-freq 10 --probe-states 20",
-            workers=2,
-            threads_per_run=1,
-            out_dir=str(out),
         )
         assert reproduce.main(args) == 0
         started[experiment] = {path.parent.name: path.stat().st_mtime_ns for path in (out / "runs").glob("*/COMMAND")}
