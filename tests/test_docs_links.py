@@ -1,0 +1,43 @@
+"""Every relative link in README.md and docs/results.md leads somewhere: a committed file, or a heading of the page."""
+
+import pathlib
+import re
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+PAGES = ("README.md", "docs/results.md")
+LINK = re.compile(r"\]\(([^)\s]+)\)")  # [text](target) and ![alt](target)
+
+
+def heading_anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped (hyphens kept), spaces made hyphens."""
+    text = heading.strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def page_anchors(text: str) -> set[str]:
+    return {heading_anchor(line.lstrip("#")) for line in text.splitlines() if re.match(r"#{1,6} ", line)}
+
+
+def test_heading_anchor_matches_github_on_a_heading_with_punctuation():
+    assert heading_anchor(" Automatic temperature (not in the paper)") == "automatic-temperature-not-in-the-paper"
+    assert heading_anchor(" SACM and SAC: `sacm_baseline.py`") == "sacm-and-sac-sacm_baselinepy"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_relative_link_of_the_page_resolves(page):
+    path = REPO / page
+    text = path.read_text()
+    broken = []
+    for target in LINK.findall(text):
+        if re.match(r"[a-z]+:", target):  # https:, mailto:
+            continue
+        file_part, _, anchor = target.partition("#")
+        linked = (path.parent / file_part).resolve() if file_part else path
+        if not linked.exists():
+            broken.append(target)
+        elif anchor and linked.suffix == ".md" and anchor not in page_anchors(linked.read_text()):
+            broken.append(target)
+    assert not broken, f"{page} links to what does not exist: {broken}"
