@@ -115,7 +115,7 @@ def fake_return(n_actors: int, temperature: float, epsilon: float, seed: int, st
 
 
 def tiny_grid(experiment: str, out, task: str = "Hopper-v4", **overrides) -> "reproduce.Args":
-    """A grid of one task, one seed and one evaluation episode, two runs at a time: what every test here runs."""
+    """The small grid the tests here run: one task, one seed, one evaluation episode, two runs at a time."""
     settings = dict(
         experiment=experiment,
         tasks=(task,),
