@@ -74,6 +74,8 @@ class Args:
     """std of TD3's target policy smoothing noise"""
     noise_clip: float = 0.5
     """clip of TD3's target policy smoothing noise"""
+    preactivation_penalty: float = 0.0
+    """not the paper's (0 = off): add this times mean_s ||u_i(s)||^2 to each actor loss, u_i the mean before tanh"""
     policy_delay: int = 2
     """actor and target updates every this many gradient steps (TD3)"""
 
@@ -354,15 +356,37 @@ def gmm_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, epsilon: floa
 
 
 @torch.no_grad()
-def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> torch.Tensor:
+def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The evaluation policy: the mean of the greedy Gaussian argmax_i Q1(s, mu_i(s)), without noise.
 
-    obs (B, obs) -> actions (B, act). It draws from no random stream (an argmax, not a sample with
-    epsilon = 0), so evaluating more or less often cannot change a training run.
+    obs (B, obs) -> actions (B, act) and the greedy Gaussians (B,). It draws from no random stream (an argmax,
+    not a sample with epsilon = 0), so evaluating more or less often cannot change a training run.
     """
     means = actor(obs)
     best = qf(obs, means, members=1)[0].argmax(0)  # (B,)
-    return means[best, torch.arange(obs.shape[0], device=obs.device)]
+    return means[best, torch.arange(obs.shape[0], device=obs.device)], best
+
+
+def diagnostics(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor) -> dict:
+    """Where the means sit and what moves them, on a batch of states; draws no random number (README, TensorBoard).
+
+    saturated_fraction: share of mean coordinates with |mu| > 0.99, where tanh's gradient vanishes.
+    q_gap: mean Q1 gap between the best and the second-best Gaussian (N > 1).
+    diversity_to_q_grad: temperature * mean ||grad_mu_i D_var(i)|| / mean ||grad_a Q1(s, a)|| at a = mu_i(s) (N > 1).
+    """
+    with torch.no_grad():
+        means = actor(obs)  # (N, B, act)
+    means.requires_grad_(True)
+    q1 = qf(obs, means, members=1)[0]  # (N, B)
+    (q_grad,) = torch.autograd.grad(q1.sum(), means)  # the weights' .grad are untouched
+    stats = {"diagnostics/saturated_fraction": (means.detach().abs() > 0.99).float().mean()}
+    if means.shape[0] > 1:
+        (d_var_grad,) = torch.autograd.grad(d_var(means).sum(), means)  # row i: grad of D_var(i) (mu_j detached)
+        best_two = q1.detach().topk(2, dim=0).values
+        stats["diagnostics/q_gap"] = (best_two[0] - best_two[1]).mean()
+        ratio = temperature * d_var_grad.norm(dim=-1).mean() / q_grad.norm(dim=-1).mean()
+        stats["diagnostics/diversity_to_q_grad"] = ratio
+    return stats
 
 
 class Batch(NamedTuple):
@@ -441,17 +465,24 @@ def td_target(actor_target: GaussianMeans, qf_target: TwinQ, batch: Batch, args:
     return batch.rewards + args.gamma * (1 - batch.terminated) * next_q
 
 
-def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor):
+def actor_losses(
+    actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor, penalty: float = 0.0
+):
     """Alg. 1 lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - temperature mean_s D_var(i).
 
-    Returns the losses (N,) and the diversity terms mean_s D_var(i) (N,).
+    Returns the losses (N,) and the diversity terms mean_s D_var(i) (N,). Not the paper's, opt-in: penalty > 0 adds
+    penalty * mean_s ||u_i(s)||^2, u_i the mean before tanh, which keeps the means out of tanh's flat corners.
     """
-    means = actor(obs)
+    preactivations = actor.net(obs.unsqueeze(0))  # (N, B, act), before the tanh of GaussianMeans
+    means = torch.tanh(preactivations)
     qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
     q1 = qf(obs, means, members=1)[0]  # (N, B)
     qf.requires_grad_(True)
     diversity = d_var(means).mean(1)
-    return -(q1.mean(1) + temperature * diversity), diversity
+    losses = -(q1.mean(1) + temperature * diversity)
+    if penalty > 0:
+        losses = losses + penalty * preactivations.pow(2).sum(-1).mean(1)
+    return losses, diversity
 
 
 # --temperature auto (the paper's future work, §5): the temperature held by a target, as SAC holds its entropy.
@@ -510,7 +541,7 @@ def train_step(
 
     if update_actor:
         # Lines 12-15. Summing the N losses is exact: theta[i] enters only loss_i (mu_j is detached in D_var).
-        losses, diversity = actor_losses(actor, qf, batch.obs, temperature)
+        losses, diversity = actor_losses(actor, qf, batch.obs, temperature, args.preactivation_penalty)
         actor_optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         actor_optimizer.step()
@@ -556,20 +587,24 @@ def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
 def evaluate(actor: GaussianMeans, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device, seed: int):
     """Returns of the greedy Gaussian, argmax_i Q1(s, mu_i(s)), without noise; episode i starts from seed + i.
 
-    The post-training performance of the paper's Table 1.
+    The post-training performance of the paper's Table 1. Also returns the switch rate: the share of steps (after
+    each episode's first) on which the greedy Gaussian differs from the previous step's.
     """
-    returns = []
+    returns, switches, steps = [], 0, 0
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
-        done, total = False, 0.0
+        done, total, previous = False, 0.0, None
         while not done:
             obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            action = greedy_action(actor, qf, obs[None])[0].cpu().numpy()
-            obs, reward, terminated, truncated, _ = env.step(to_env_action(action, env.action_space))
+            action, best = greedy_action(actor, qf, obs[None])
+            best = int(best[0])
+            switches, steps = switches + (previous is not None and best != previous), steps + (previous is not None)
+            previous = best
+            obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0].cpu().numpy(), env.action_space))
             done = terminated or truncated
             total += float(reward)
         returns.append(total)
-    return returns
+    return returns, switches / max(steps, 1)
 
 
 def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env:
@@ -647,6 +682,7 @@ def main(args: Args) -> str:
     recent_returns = deque(maxlen=10)
     stats = {}
     n_updates = 0
+    batch = None  # the last update's minibatch, which the diagnostics read
     episode_steps = 0
     last_checkpoint = 0
     start_step = 1
@@ -666,6 +702,7 @@ def main(args: Args) -> str:
         recent_returns.extend(checkpoint["recent_returns"])
         stats = {tag: value.to(device) for tag, value in checkpoint["stats"].items()}
         n_updates = checkpoint["n_updates"]
+        batch = Batch(*checkpoint["batch"]) if checkpoint.get("batch") else None
         last_checkpoint = checkpoint["step"]
         start_step = checkpoint["step"] + 1
         restore_random_states(checkpoint["random"], [env])
@@ -752,6 +789,8 @@ def main(args: Args) -> str:
                     raise SystemExit(
                         f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir})."
                     )
+                diagnosed = diagnostics(actor, qf, batch.obs, temperature) if batch else {}  # the last update's batch
+                values |= {tag: value.item() for tag, value in diagnosed.items()}
                 for tag, value in values.items():
                     writer.add_scalar(tag, value, global_step)
                 writer.add_scalar("charts/temperature", float(temperature), global_step)
@@ -771,8 +810,11 @@ def main(args: Args) -> str:
                 print(progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns))
 
             if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
-                returns = evaluate(actor, qf, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
+                returns, switch_rate = evaluate(
+                    actor, qf, eval_env, args.eval_episodes, device, seed=args.seed + 10_000
+                )
                 writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+                writer.add_scalar("eval/switch_rate", switch_rate, global_step)
                 if args.record_means:
                     record_means(os.path.join(run_dir, "means.npz"), global_step, actor, rb.obs[: args.probe_states])
                 print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
@@ -796,6 +838,7 @@ def main(args: Args) -> str:
                         "recent_returns": list(recent_returns),
                         "stats": stats,
                         "n_updates": n_updates,
+                        "batch": tuple(batch) if batch else None,
                         "random": random_states([env]),
                     }
                     if learn_temperature:
@@ -972,7 +1015,7 @@ def watch(args: Args) -> str:
     qf = TwinQ(obs_dim, act_dim, run.net_arch)
     actor.load_state_dict(saved["actor"])
     qf.load_state_dict(saved["qf"])
-    returns = evaluate(actor, qf, env, args.eval_episodes, torch.device("cpu"), seed=args.seed + 10_000)
+    returns, _ = evaluate(actor, qf, env, args.eval_episodes, torch.device("cpu"), seed=args.seed + 10_000)
     env.close()
     print(f"eval return {np.mean(returns):.1f} +- {np.std(returns):.1f} over {args.eval_episodes} episodes")
     return run_dir

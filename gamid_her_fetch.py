@@ -25,7 +25,6 @@ import signal
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Callable, Literal, NamedTuple, Optional
 
 import gymnasium as gym
@@ -83,6 +82,8 @@ class Args:
     """std of TD3's target policy smoothing noise"""
     noise_clip: float = 0.5
     """clip of TD3's target policy smoothing noise"""
+    preactivation_penalty: float = 0.0
+    """not the paper's (0 = off): add this times mean_s ||u_i(s)||^2 to each actor loss, u_i the mean before tanh"""
     policy_delay: int = 2
     """actor and target updates every this many gradient steps (TD3)"""
     n_sampled_goal: int = 4
@@ -326,15 +327,37 @@ def gmm_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, epsilon: floa
 
 
 @torch.no_grad()
-def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> torch.Tensor:
+def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The evaluation policy: the mean of the greedy Gaussian argmax_i Q1(s, mu_i(s)), without noise.
 
-    obs (B, obs) -> actions (B, act). It draws from no random stream (an argmax, not a sample with
-    epsilon = 0), so evaluating more or less often cannot change a training run.
+    obs (B, obs) -> actions (B, act) and the greedy Gaussians (B,). It draws from no random stream (an argmax,
+    not a sample with epsilon = 0), so evaluating more or less often cannot change a training run.
     """
     means = actor(obs)
     best = qf(obs, means, members=1)[0].argmax(0)  # (B,)
-    return means[best, torch.arange(obs.shape[0], device=obs.device)]
+    return means[best, torch.arange(obs.shape[0], device=obs.device)], best
+
+
+def diagnostics(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor) -> dict:
+    """Where the means sit and what moves them, on a batch of states; draws no random number (README, TensorBoard).
+
+    saturated_fraction: share of mean coordinates with |mu| > 0.99, where tanh's gradient vanishes.
+    q_gap: mean Q1 gap between the best and the second-best Gaussian (N > 1).
+    diversity_to_q_grad: temperature * mean ||grad_mu_i D_var(i)|| / mean ||grad_a Q1(s, a)|| at a = mu_i(s) (N > 1).
+    """
+    with torch.no_grad():
+        means = actor(obs)  # (N, B, act)
+    means.requires_grad_(True)
+    q1 = qf(obs, means, members=1)[0]  # (N, B)
+    (q_grad,) = torch.autograd.grad(q1.sum(), means)  # the weights' .grad are untouched
+    stats = {"diagnostics/saturated_fraction": (means.detach().abs() > 0.99).float().mean()}
+    if means.shape[0] > 1:
+        (d_var_grad,) = torch.autograd.grad(d_var(means).sum(), means)  # row i: grad of D_var(i) (mu_j detached)
+        best_two = q1.detach().topk(2, dim=0).values
+        stats["diagnostics/q_gap"] = (best_two[0] - best_two[1]).mean()
+        ratio = temperature * d_var_grad.norm(dim=-1).mean() / q_grad.norm(dim=-1).mean()
+        stats["diagnostics/diversity_to_q_grad"] = ratio
+    return stats
 
 
 class Batch(NamedTuple):
@@ -510,17 +533,24 @@ def td_target(actor_target: GaussianMeans, qf_target: TwinQ, batch: Batch, args:
     return batch.rewards + args.gamma * (1 - batch.terminated) * next_q
 
 
-def actor_losses(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor):
+def actor_losses(
+    actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor, penalty: float = 0.0
+):
     """Alg. 1 lines 12-14 for all i at once: loss_i = -mean_s Q1(s, mu_i(s)) - temperature mean_s D_var(i).
 
-    Returns the losses (N,) and the diversity terms mean_s D_var(i) (N,).
+    Returns the losses (N,) and the diversity terms mean_s D_var(i) (N,). Not the paper's, opt-in: penalty > 0 adds
+    penalty * mean_s ||u_i(s)||^2, u_i the mean before tanh, which keeps the means out of tanh's flat corners.
     """
-    means = actor(obs)
+    preactivations = actor.net(obs.unsqueeze(0))  # (N, B, act), before the tanh of GaussianMeans
+    means = torch.tanh(preactivations)
     qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
     q1 = qf(obs, means, members=1)[0]  # (N, B)
     qf.requires_grad_(True)
     diversity = d_var(means).mean(1)
-    return -(q1.mean(1) + temperature * diversity), diversity
+    losses = -(q1.mean(1) + temperature * diversity)
+    if penalty > 0:
+        losses = losses + penalty * preactivations.pow(2).sum(-1).mean(1)
+    return losses, diversity
 
 
 @torch.no_grad()
@@ -587,7 +617,7 @@ def train_step(
 
     if update_actor:
         # Lines 12-15. Summing the N losses is exact: theta[i] enters only loss_i (mu_j is detached in D_var).
-        losses, diversity = actor_losses(actor, qf, batch.obs, temperature)
+        losses, diversity = actor_losses(actor, qf, batch.obs, temperature, args.preactivation_penalty)
         actor_optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         actor_optimizer.step()
@@ -746,6 +776,7 @@ def main(args: Args) -> str:
     selected = torch.zeros(args.n_actors, device=device)  # per-Gaussian selection counts of this log interval
     recent_returns, recent_successes = deque(maxlen=20), deque(maxlen=20)
     stats, n_updates, last_checkpoint, start_step = {}, 0, 0, 1
+    batch = None  # the last update's minibatch, which the diagnostics read
     # Run control: what a checkpoint holds besides the loop's counters, all with state_dict / load_state_dict.
     learner = {
         "actor": actor,
@@ -770,6 +801,7 @@ def main(args: Args) -> str:
         recent_successes.extend(checkpoint["recent_successes"])
         stats = {tag: value.to(device) for tag, value in checkpoint["stats"].items()}
         n_updates, last_checkpoint = checkpoint["n_updates"], checkpoint["step"]
+        batch = Batch(*checkpoint["batch"]) if checkpoint.get("batch") else None
         start_step = checkpoint["step"] + 1
         restore_random_states(checkpoint["random"], [env])
         obs, _ = env.reset()  # no seed: draws from the restored generator, as the uninterrupted run did
@@ -835,6 +867,7 @@ def main(args: Args) -> str:
                 for _ in range(n_steps):
                     n_updates += 1
                     update_actor = n_updates % args.policy_delay == 0
+                    batch = rb.sample(args.batch_size)
                     stats |= train_step(
                         actor=actor,
                         actor_target=actor_target,
@@ -842,7 +875,7 @@ def main(args: Args) -> str:
                         qf_target=qf_target,
                         actor_optimizer=actor_optimizer,
                         q_optimizer=q_optimizer,
-                        batch=rb.sample(args.batch_size),
+                        batch=batch,
                         update_actor=update_actor,
                         temperature=temperature,
                         args=args,
@@ -866,6 +899,8 @@ def main(args: Args) -> str:
                     raise SystemExit(
                         f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir})."
                     )
+                diagnosed = diagnostics(actor, qf, batch.obs, temperature) if batch else {}  # the last update's batch
+                values |= {tag: value.item() for tag, value in diagnosed.items()}
                 for tag, value in values.items():
                     writer.add_scalar(tag, value, global_step)
                 writer.add_scalar("charts/temperature", float(temperature), global_step)
@@ -888,7 +923,7 @@ def main(args: Args) -> str:
 
             if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
                 returns, successes = evaluate_goal_env(
-                    policy=partial(greedy_action, actor, qf),
+                    policy=lambda obs: greedy_action(actor, qf, obs)[0],
                     env=eval_env,
                     episodes=args.eval_episodes,
                     normalizer=normalizer,
@@ -914,6 +949,7 @@ def main(args: Args) -> str:
                         "recent_successes": list(recent_successes),
                         "stats": stats,
                         "n_updates": n_updates,
+                        "batch": tuple(batch) if batch else None,
                         "random": random_states([env]),
                         "args": asdict(args),
                     }
@@ -1093,7 +1129,7 @@ def watch(args: Args) -> str:
     normalizer = Normalizer(in_dim, run.normalize_obs)
     normalizer.load_state_dict(saved["normalizer"])
     returns, successes = evaluate_goal_env(
-        policy=partial(greedy_action, actor, qf),
+        policy=lambda obs: greedy_action(actor, qf, obs)[0],
         env=env,
         episodes=args.eval_episodes,
         normalizer=normalizer,

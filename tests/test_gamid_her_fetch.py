@@ -4,7 +4,6 @@ the paper's presets cell by cell, and bad input. Interrupting and resuming runs:
 import os
 import subprocess
 import sys
-from functools import partial
 from types import SimpleNamespace
 
 import gymnasium as gym
@@ -216,7 +215,12 @@ def test_every_evaluation_restarts_from_the_same_seeds(one_thread):
     actor, qf = her.GaussianMeans(2, in_dim, 4, (16,)), her.TwinQ(in_dim, 4, (16,))
     for _ in range(2):
         her.evaluate_goal_env(
-            partial(her.greedy_action, actor, qf), env, 3, her.Normalizer(in_dim, False), torch.device("cpu"), seed=10
+            lambda obs: her.greedy_action(actor, qf, obs)[0],
+            env,
+            3,
+            her.Normalizer(in_dim, False),
+            torch.device("cpu"),
+            seed=10,
         )
     assert seeds == [10, 11, 12, 10, 11, 12]
     env.close()
@@ -288,7 +292,7 @@ def test_greedy_action_is_the_best_mean_and_draws_nothing():
     best = qf(obs, means, members=1)[0].argmax(0)
     assert len(set(best.tolist())) > 1  # the states disagree on the best Gaussian
     states = (torch.get_rng_state(), np.random.get_state()[1].copy())
-    action = her.greedy_action(actor, qf, obs)
+    action, _ = her.greedy_action(actor, qf, obs)
     torch.testing.assert_close(action, means[best, torch.arange(32)], rtol=0, atol=0)
     assert torch.equal(torch.get_rng_state(), states[0]) and np.array_equal(np.random.get_state()[1], states[1])
 
@@ -337,9 +341,9 @@ def test_saved_model_loads_back_to_the_same_actions_and_q_values(tmp_path, one_t
     greedy = her.greedy_action
 
     def recording_greedy_action(actor, qf, obs):
-        action = greedy(actor, qf, obs)
+        action, best = greedy(actor, qf, obs)
         calls.append((obs.clone(), action.clone(), qf(obs, action).detach()))
-        return action
+        return action, best
 
     monkeypatch.setattr(her, "greedy_action", recording_greedy_action)
     run_dir = tiny_run(tmp_path, "runs", eval_freq=450, normalize_obs=True)  # evaluations at 450 and 900
@@ -356,7 +360,9 @@ def test_saved_model_loads_back_to_the_same_actions_and_q_values(tmp_path, one_t
     normalizer = her.Normalizer(in_dim, False)
     normalizer.load_state_dict(saved["normalizer"])
     calls.clear()
-    her.evaluate_goal_env(partial(her.greedy_action, actor, qf), env, 2, normalizer, torch.device("cpu"), seed=10_001)
+    her.evaluate_goal_env(
+        lambda obs: her.greedy_action(actor, qf, obs)[0], env, 2, normalizer, torch.device("cpu"), seed=10_001
+    )
     env.close()
     assert len(calls) == 100
     for (obs, action, q), (loaded_obs, loaded_action, loaded_q) in zip(trained, calls):
@@ -447,7 +453,7 @@ def test_exploration_noise_is_normal_with_noise_std():
     actor, qf = her.GaussianMeans(2, 5, 4, (8,)), her.TwinQ(5, 4, (8,))
     obs = torch.zeros(20_000, 5)  # one state, many draws
     action, _ = her.gmm_action(actor, qf, obs, epsilon=0.0, noise_std=0.1)
-    noise = (action - her.greedy_action(actor, qf, obs[:1])).flatten() / 0.1
+    noise = (action - her.greedy_action(actor, qf, obs[:1])[0]).flatten() / 0.1
     assert abs(noise.mean()) < 0.02 and abs(noise.std() - 1) < 0.02
     # Normal, not uniform or Laplace: 68.3% within one std and 95.4% within two.
     assert abs((noise.abs() < 1).float().mean() - 0.683) < 0.01 and abs((noise.abs() < 2).float().mean() - 0.954) < 0.01

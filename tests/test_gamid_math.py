@@ -82,7 +82,7 @@ def test_greedy_action_is_argmax_gaussian_without_noise():
     torch.manual_seed(2)
     actor, qf = gamid.GaussianMeans(3, 4, 2, (8,)), gamid.TwinQ(4, 2, (8,))
     obs = torch.randn(10, 4)
-    action = gamid.greedy_action(actor, qf, obs)
+    action, _ = gamid.greedy_action(actor, qf, obs)
     means = actor(obs).detach()
     best = qf(obs, means, members=1)[0].argmax(0)
     assert len(set(best.tolist())) > 1  # the states disagree on the best Gaussian, so the choice is tested
@@ -204,3 +204,82 @@ def test_ensemble_members_are_independent_mlps():
             h = torch.relu(h) if k < 2 else h
         assert torch.allclose(out[i], h, atol=1e-6)
     assert torch.allclose(net(x[None], members=1)[0], out[0])
+
+
+class FixedPoints(torch.nn.Module):
+    """An actor whose N means are the same fixed (N, act) points at every state."""
+
+    def __init__(self, points):
+        super().__init__()
+        self.points = torch.tensor(points)
+
+    def forward(self, obs):
+        return self.points.unsqueeze(1).expand(-1, obs.shape[0], -1)
+
+
+class LinearQ(torch.nn.Module):
+    """Q1(s, a) = s[0] * (w . a): its action gradient is s[0] * w, by hand."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(w))
+
+    def forward(self, obs, actions, members=2):
+        return (obs[..., :1] * (actions @ self.w).unsqueeze(-1)).squeeze(-1).expand(members, *actions.shape[:-1])
+
+
+def test_diagnostics_match_hand_computation():
+    # Means mu0 = (0.995, 0), mu1 = (0, 0), mu2 = (0, -0.5); Q1 = 2 (a0 + a1), so Q1 = 1.99, 0, -1 at every state.
+    actor, qf = FixedPoints([[0.995, 0.0], [0.0, 0.0], [0.0, -0.5]]), LinearQ([1.0, 1.0])
+    stats = gamid.diagnostics(actor, qf, torch.full((4, 3), 2.0), temperature=0.3)
+    assert stats["diagnostics/saturated_fraction"].item() == pytest.approx(1 / 6)  # one coordinate of six
+    assert stats["diagnostics/q_gap"].item() == pytest.approx(1.99, rel=1e-6)  # best 1.99, second 0
+    # grad_mu_i D_var(i) = sum_j softmax_j(-d_ij) 2 (mu_i - mu_j); ||grad_a Q1|| = 2 sqrt(2) everywhere.
+    mu = [(0.995, 0.0), (0.0, 0.0), (0.0, -0.5)]
+    norms = []
+    for i in range(3):
+        others = [j for j in range(3) if j != i]
+        d = {j: sum((mu[i][k] - mu[j][k]) ** 2 for k in range(2)) for j in others}
+        z = sum(math.exp(-d[j]) for j in others)
+        grad = [sum(math.exp(-d[j]) / z * 2 * (mu[i][k] - mu[j][k]) for j in others) for k in range(2)]
+        norms.append(math.hypot(*grad))
+    expected = 0.3 * (sum(norms) / 3) / (2 * math.sqrt(2))
+    assert stats["diagnostics/diversity_to_q_grad"].item() == pytest.approx(expected, rel=1e-5)
+    assert qf.w.grad is None  # the diagnostics train nothing
+
+
+def test_switch_rate_counts_changes_of_the_greedy_gaussian():
+    import gymnasium as gym
+    import numpy as np
+
+    class Signs(gym.Env):
+        """Observation s[0] = +1, +1, -1, +1, +1 over five steps; then the episode ends."""
+
+        observation_space = gym.spaces.Box(-1, 1, (1,))
+        action_space = gym.spaces.Box(-1, 1, (1,))
+
+        def reset(self, seed=None, options=None):
+            self.t = 0
+            return np.array([1.0], dtype=np.float32), {}
+
+        def step(self, action):
+            self.t += 1
+            sign = [1.0, 1.0, -1.0, 1.0, 1.0][min(self.t, 4)]
+            return np.array([sign], dtype=np.float32), 0.0, False, self.t == 5, {}
+
+    # Q1 = s0 * a: the mean +1 is greedy where s0 > 0, the mean -1 where s0 < 0. Greedy indices over the five
+    # steps: 0, 0, 1, 0, 0 (the observations before each step) -> 2 switches in 4 comparisons per episode.
+    actor, qf = FixedPoints([[1.0], [-1.0]]), LinearQ([1.0])
+    returns, switch_rate = gamid.evaluate(actor, qf, Signs(), episodes=2, device=torch.device("cpu"), seed=0)
+    assert returns == [0.0, 0.0] and switch_rate == pytest.approx(2 / 4)
+
+
+def test_preactivation_penalty_adds_the_mean_squared_preactivation_to_each_loss():
+    torch.manual_seed(2)
+    actor, qf = gamid.GaussianMeans(3, 5, 2, (16,)), gamid.TwinQ(5, 2, (16,))
+    obs = torch.randn(8, 5)
+    plain, _ = gamid.actor_losses(actor, qf, obs, temperature=0.2)
+    penalized, _ = gamid.actor_losses(actor, qf, obs, temperature=0.2, penalty=0.01)
+    preactivations = torch.atanh(actor(obs).detach().double())  # u_i(s) = atanh(mu_i(s)), (N, B, act)
+    by_hand = 0.01 * (preactivations**2).sum(-1).mean(1)
+    torch.testing.assert_close((penalized - plain).detach().double(), by_hand, rtol=1e-4, atol=1e-7)

@@ -143,7 +143,7 @@ def test_short_run_logs_evaluates_and_saves_a_model_that_loads_back(module, tmp_
         )
         actor.load_state_dict(checkpoint["actor"])
         qf.load_state_dict(checkpoint["qf"])
-        returns = gamid.evaluate(actor, qf, env, 2, torch.device("cpu"), seed=saved.seed + 10_000)
+        returns, _ = gamid.evaluate(actor, qf, env, 2, torch.device("cpu"), seed=saved.seed + 10_000)
     else:
         actor = td3.Actor(obs_dim, act_dim, saved.net_arch)
         actor.load_state_dict(checkpoint["actor"])
