@@ -1,22 +1,18 @@
-"""1-D continuous bandit, the G1 experiment of Gamid-PG (paper §4.1, Figure 1).
+"""1-D continuous bandit, the G1 experiment of Gamid-PG (paper §4.1, Figure 1; Appendix B).
 
-The reward (Huang et al., 2023) has a narrow global peak at a = -0.6 (R = 1.1) and a wide local
-one rising to a -> 0.875 (R = 0.5), where it drops to 0. Four lightweight learners (no critic, no
-replay buffer, paper Appendix B) start with their means near 0. The paper contrasts deterministic
-and stochastic gradients here: the deterministic learners differentiate the reward path-wise, the
-stochastic ones use the score-function (REINFORCE) estimator, with Huang et al.'s recommended
-REINFORCE settings (Appendix B) and the argument §4.1 gives for their failure:
+The reward (Huang et al., 2023) has a narrow global peak at a = -0.6 (R = 1.1) and a wide local one rising to
+R = 0.5 as a -> 0.875, where it drops to 0. Four learners without critic or replay buffer (Appendix B) start with
+their means near 0. The deterministic ones differentiate the reward path-wise, the stochastic ones use the
+score-function (REINFORCE) estimator with Huang et al.'s settings, the argument §4.1 gives for their failure:
 
   TD3    one deterministic mean, ascends E[R(mu + eps)], eps ~ N(0, sigma^2), path-wise  (= Gamid, N = 1)
   SAC    tanh-Gaussian, learned std, maximises E[0.1 R(a)] + alpha H, score function  (= SACM, K = 1)
   SACM   uniform mixture of K tanh-Gaussians, exact mixture log-density, score function
   Gamid  N deterministic means, each ascends E[R(mu_i + eps)] + temperature D_var(i) (Eq. 4), path-wise
 
-`--sac-estimator pathwise` makes SAC and SACM differentiate the reward path-wise too, for comparison.
-All seeds of one method train at once as a batch of independent parameters: each seed's loss
-only touches its own parameters and Adam is elementwise, so this equals separate runs. Each
-learner and each seed draws from its own random stream, so changing one learner's flags (or the
-number of seeds) leaves the other runs unchanged.
+All seeds of one method train at once as a batch of independent parameters (each seed's loss touches only its own
+parameters, Adam is elementwise), each learner and seed on its own random stream: one learner's flags (or the
+number of seeds) leave the other runs unchanged.
 """
 
 import json
@@ -43,52 +39,29 @@ STREAMS = {"TD3": 0, "SAC": 1, "SACM": 2, "Gamid": 3}  # each learner's own rand
 
 @dataclass
 class Args:
-    exp_name: str = os.path.basename(__file__)[: -len(".py")]
-    """the name of this experiment"""
-    seed: int = 1
-    """seed of the first run; run k uses seed + k"""
-    num_seeds: int = 20
-    """independent runs per method"""
-    total_steps: int = 5000
-    """gradient steps per run"""
-    batch_size: int = 256
-    """sampled actions per gradient step (per mean or component)"""
-    learning_rate: float = 1e-3
-    """Adam learning rate of every learner"""
-    init_spread: float = 0.1
-    """initial means are drawn from U(-init_spread, init_spread)"""
-    noise_std: float = 0.1
-    """sigma of the fixed Gaussian(s) of TD3 and Gamid"""
-    n_actors: int = 5
-    """Gamid: number of Gaussians N"""
-    temperature_initial: float = 5.0
-    """Gamid: policy divergence temperature at the start (our choice for this reward's scale)"""
-    temperature_final: float = 0.0
-    """Gamid: temperature after the decay"""
-    temperature_fraction: float = 0.8
-    """Gamid: fraction of total_steps over which the temperature decays linearly to its final value"""
-    epsilon_initial: float = 0.3
-    """Gamid: initial epsilon of the epsilon-greedy mixture weights (plotted and sampled policy)"""
-    epsilon_final: float = 0.03
-    """Gamid: final epsilon"""
-    epsilon_fraction: float = 0.5
-    """Gamid: fraction of total_steps over which epsilon decays linearly"""
-    n_components: int = 5
-    """SACM: number of mixture components K"""
-    sac_estimator: Literal["score", "pathwise"] = "score"
-    """SAC/SACM: gradient of the reward term, score function (REINFORCE, batch-mean baseline) or path-wise"""
-    init_log_std: float = 0.0
-    """SAC/SACM: initial log std before tanh (std 1 covers the whole action range)"""
-    alpha: float = 0.2
-    """SAC/SACM: initial entropy coefficient"""
-    alpha_decay: float = 0.9995
-    """SAC/SACM: entropy coefficient multiplier per step"""
-    reward_scale: float = 0.1
-    """SAC/SACM: reward scale in E[scale * R(a)] + alpha * H"""
-    log_every: int = 100
-    """steps between TensorBoard logs (scalars and action histograms)"""
-    runs_dir: str = "runs"
-    """parent folder of the run folder"""
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]  # the name of this experiment
+    seed: int = 1  # seed of the first run; run k uses seed + k
+    num_seeds: int = 20  # independent runs per method
+    total_steps: int = 5000  # gradient steps per run
+    batch_size: int = 256  # sampled actions per gradient step (per mean or component)
+    learning_rate: float = 1e-3  # Adam learning rate of every learner
+    init_spread: float = 0.1  # initial means are drawn from U(-init_spread, init_spread)
+    noise_std: float = 0.1  # sigma of the fixed Gaussian(s) of TD3 and Gamid
+    n_actors: int = 5  # Gamid: number of Gaussians N
+    temperature_initial: float = 5.0  # Gamid: divergence temperature at the start (our choice for this reward's scale)
+    temperature_final: float = 0.0  # Gamid: temperature after the decay
+    temperature_fraction: float = 0.8  # Gamid: fraction of total_steps over which the temperature decays linearly
+    epsilon_initial: float = 0.3  # Gamid: initial epsilon of the epsilon-greedy mixture weights (plots, samples)
+    epsilon_final: float = 0.03  # Gamid: final epsilon
+    epsilon_fraction: float = 0.5  # Gamid: fraction of total_steps over which epsilon decays linearly
+    n_components: int = 5  # SACM: number of mixture components K
+    sac_estimator: Literal["score", "pathwise"] = "score"  # SAC/SACM reward gradient: REINFORCE (score) or path-wise
+    init_log_std: float = 0.0  # SAC/SACM: initial log std before tanh (std 1 covers the whole action range)
+    alpha: float = 0.2  # SAC/SACM: initial entropy coefficient
+    alpha_decay: float = 0.9995  # SAC/SACM: entropy coefficient multiplier per step
+    reward_scale: float = 0.1  # SAC/SACM: reward scale in E[scale * R(a)] + alpha * H
+    log_every: int = 100  # steps between TensorBoard logs (scalars and action histograms)
+    runs_dir: str = "runs"  # parent folder of the run folder
 
 
 def reward(a: torch.Tensor) -> torch.Tensor:
@@ -129,12 +102,8 @@ def epsilon_greedy_weights(q: torch.Tensor, epsilon: float) -> torch.Tensor:
 def mixture_log_prob(
     u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch.Tensor
 ) -> torch.Tensor:
-    """Exact log pi(tanh(u)|s) of the squashed mixture, from the pre-squash sample u = atanh(a).
-
-    u (..., B, act) with any leading axes; mean, log_std (K, B, act); log_weights (K, B) -> (..., B).
-    logsumexp_j(log w_j + log N(u; mu_j, sigma_j)) - sum_d log(1 - tanh(u_d)^2), the last term in the
-    overflow-free form 2 (log 2 - u - softplus(-2u)).
-    """
+    """Exact log pi(tanh(u)|s) of the squashed mixture: u (..., B, act), mean, log_std (K, B, act), log_weights (K, B).
+    logsumexp_j(log w_j + log N(u; mu_j, sigma_j)) - sum_d log(1 - tanh(u_d)^2), overflow-free -> (..., B)."""
     z = (u.unsqueeze(-3) - mean) / log_std.exp()  # (..., K, B, act)
     log_normal = (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * u.shape[-1]
     log_det = (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
@@ -163,9 +132,7 @@ def uniform_per_seed(streams: list[torch.Generator], shape: tuple[int, ...], dim
 
 class DeterministicMixture(nn.Module):
     """TD3/DDPG (N = 1) and Gamid (N > 1): N deterministic means mu_i = tanh(theta_i), shared fixed std sigma.
-
-    No critic: the bandit's Q(mu_i) is R(mu_i) itself, and the reward is differentiated path-wise.
-    """
+    No critic: the bandit's Q(mu_i) is R(mu_i) itself, and the reward is differentiated path-wise."""
 
     def __init__(self, args: Args, name: str, n: int):
         super().__init__()
@@ -215,9 +182,7 @@ class DeterministicMixture(nn.Module):
 
 class SoftMixture(nn.Module):
     """SAC (K = 1) and SACM (K > 1): uniform mixture of K tanh-Gaussians with learned means and stds.
-
-    No critic: the objective E[scale R(a)] + alpha H is estimated from a batch of actions per component.
-    """
+    No critic: the objective E[scale R(a)] + alpha H is estimated from a batch of actions per component."""
 
     def __init__(self, args: Args, name: str, k: int):
         super().__init__()
@@ -232,12 +197,10 @@ class SoftMixture(nn.Module):
         return self.log_std.clamp(*LOG_STD_BOUNDS)
 
     def loss(self, step: int) -> torch.Tensor:
-        """Minus E[scale R(a)] + alpha H, by marginalised sampling: a batch from each component, weighted by w_k.
-
-        The entropy term is reparameterised. The reward term is the score-function estimator
-        E[scale (R(a) - b) grad log pi(a)] with b the batch mean of scale R (Huang et al.'s REINFORCE),
-        or with --sac-estimator pathwise the gradient of scale R(a) through a = tanh(mean + std xi).
-        """
+        """Minus E[scale R(a)] + alpha H by marginalised sampling: a batch from each component, weighted by w_k.
+        The entropy term is reparameterised. The reward term is the score-function estimator E[scale (R(a) - b)
+        grad log pi(a)] with b the batch mean of scale R (Huang et al.'s REINFORCE), or with --sac-estimator
+        pathwise the gradient of scale R(a) through a = tanh(mean + std xi)."""
         a = self.args
         alpha = a.alpha * a.alpha_decay**step
         xi = randn_per_seed(self.streams, (a.batch_size, *self.mean.shape[:1], 1), dim=2)  # (batch, K, seeds, 1)
@@ -335,29 +298,26 @@ def summary_line(name: str, greedy: torch.Tensor, mean_reward: torch.Tensor) -> 
     )
 
 
-def resolve_args(args: Args) -> Args:
-    """Check the values (every field has its own default here: no preset to fill); one plain sentence if bad."""
-    checks = [
-        (args.num_seeds >= 1, "--num-seeds must be at least 1."),
-        (args.total_steps >= 1, "--total-steps must be at least 1."),
-        (args.batch_size >= 1, "--batch-size must be at least 1."),
-        (args.n_actors >= 1, "--n-actors must be at least 1."),
-        (args.n_components >= 1, "--n-components must be at least 1."),
-        (args.learning_rate > 0, "--learning-rate must be positive."),
-        (args.noise_std > 0, "--noise-std must be positive."),
-        (args.log_every >= 1, "--log-every must be at least 1."),
-        (min(args.temperature_initial, args.temperature_final) >= 0, "Temperatures must not be negative."),
-        (all(0 <= e <= 1 for e in (args.epsilon_initial, args.epsilon_final)), "Epsilons must lie in [0, 1]."),
-        (
-            all(0 <= f <= 1 for f in (args.temperature_fraction, args.epsilon_fraction)),
-            "Schedule fractions must lie in [0, 1].",
-        ),
-        (args.alpha >= 0 and 0 < args.alpha_decay <= 1, "--alpha must be >= 0 and --alpha-decay in (0, 1]."),
-    ]
-    for ok, sentence in checks:
+def resolve_args(a: Args) -> Args:
+    """Refuse, in one plain sentence and before anything is written, values that would crash late or train wrong."""
+    checks = {
+        "--num-seeds must be at least 1.": a.num_seeds >= 1,
+        "--total-steps must be at least 1.": a.total_steps >= 1,
+        "--batch-size must be at least 1.": a.batch_size >= 1,
+        "--n-actors must be at least 1.": a.n_actors >= 1,
+        "--n-components must be at least 1.": a.n_components >= 1,
+        "--learning-rate must be positive.": a.learning_rate > 0,
+        "--noise-std must be positive.": a.noise_std > 0,
+        "--log-every must be at least 1.": a.log_every >= 1,
+        "Temperatures must not be negative.": min(a.temperature_initial, a.temperature_final) >= 0,
+        "Epsilons must lie in [0, 1].": all(0 <= e <= 1 for e in (a.epsilon_initial, a.epsilon_final)),
+        "Fractions must lie in [0, 1].": all(0 <= f <= 1 for f in (a.temperature_fraction, a.epsilon_fraction)),
+        "--alpha must be >= 0 and --alpha-decay in (0, 1].": a.alpha >= 0 and 0 < a.alpha_decay <= 1,
+    }
+    for sentence, ok in checks.items():
         if not ok:
             raise SystemExit(sentence)
-    return args
+    return a
 
 
 def plot_figure1(snapshots: dict, snapshot_steps: list, path: str) -> None:
@@ -403,7 +363,6 @@ def main(args: Args) -> dict:
     table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
     torch.set_num_threads(1)  # tiny tensors: threads only add overhead
-
     grid = torch.linspace(-0.999, 0.999, 800)
     snapshot_steps = sorted({round(f * args.total_steps) for f in SNAPSHOT_FRACTIONS})
     start = time.time()
@@ -423,14 +382,10 @@ def main(args: Args) -> dict:
         f"{'method':<12} {'at -0.6':>10} {'0<a<0.875':>10} {'a>=0.875':>10}"
         f"   {'greedy a: median [min, max]':<27} {'R(greedy)':>8} {'E_pi[R]':>8}"
     )
-    lines = [header, "-" * len(header)]
-    for name, res in results.items():
-        lines.append(summary_line(name, res["greedy"], res["expected_reward"]))
-    table = "\n".join(lines)
-    elapsed = time.time() - start
-    print(
-        f"\nWhere each method's greedy action ended: {args.num_seeds} seeds, {args.total_steps} steps ({elapsed:.1f}s)"
-    )
+    rows = [summary_line(name, res["greedy"], res["expected_reward"]) for name, res in results.items()]
+    table = "\n".join([header, "-" * len(header), *rows])
+    runs = f"{args.num_seeds} seeds, {args.total_steps} steps ({time.time() - start:.1f}s)"
+    print(f"\nWhere each method's greedy action ended: {runs}")
     print(f"SAC and SACM reward gradient: {args.sac_estimator}; 'at -0.6' means within 0.1 of the global optimum")
     print(table)
     writer.add_text("summary", "```\n" + table + "\n```")

@@ -1,31 +1,18 @@
-"""Tests for bandit_1d.py and the D_var / mixture helpers it shares with mazegrid.py."""
+"""Tests for bandit_1d.py and the D_var / mixture helpers it shares with the other scripts."""
 
+import json
 import math
-import pathlib
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import run_script
 from torch.distributions import Categorical, MixtureSameFamily, Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import bandit_1d
 
-import bandit_1d  # noqa: E402
-import mazegrid  # noqa: E402
-
-# bandit_1d.py and mazegrid.py each hold their own copy of these helpers (no script imports another): check both.
-PIECES = pytest.mark.parametrize("module", [bandit_1d, mazegrid], ids=["bandit_1d", "mazegrid"])
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead on a shared machine
-    yield
-    torch.set_num_threads(threads)
+# d_var, epsilon_greedy_weights and mixture_log_prob are checked here on bandit_1d's copies; tests/test_drift.py keeps
+# every other script's copy (mazegrid.py's, the main scripts') identical to them.
 
 
 def test_reward_optima_and_values():
@@ -52,22 +39,20 @@ def test_reward_optima_and_values():
     assert bandit_1d.reward(torch.tensor([-0.6 - half_width - 1e-3, -0.6 + half_width + 1e-3])).tolist() == [0.0, 0.0]
 
 
-@PIECES
-def test_d_var_matches_hand_computation(module):
+def test_d_var_matches_hand_computation():
     means = torch.tensor([[0.0, 0.0], [1.0, 1.0], [3.0, 0.0]]).view(3, 1, 2)  # (N, B, A)
     sq = {(0, 1): 2.0, (0, 2): 9.0, (1, 2): 5.0}
     d = lambda i, j: sq[(min(i, j), max(i, j))]  # noqa: E731
     expected = [-math.log(sum(math.exp(-d(i, j)) for j in range(3) if j != i)) for i in range(3)]
-    assert module.d_var(means).view(3).tolist() == pytest.approx(expected, rel=1e-6)
-    assert module.d_var(means[:1]).abs().sum().item() == 0.0  # N = 1: the term vanishes (Gamid is TD3)
+    assert bandit_1d.d_var(means).view(3).tolist() == pytest.approx(expected, rel=1e-6)
+    assert bandit_1d.d_var(means[:1]).abs().sum().item() == 0.0  # N = 1: the term vanishes (Gamid is TD3)
 
 
-@PIECES
 @pytest.mark.parametrize("i", [0, 1, 2])
-def test_d_var_gradient_pushes_only_gaussian_i_away_from_its_neighbour(module, i):
+def test_d_var_gradient_pushes_only_gaussian_i_away_from_its_neighbour(i):
     positions = [0.0, 0.5, 2.0]
     means = torch.tensor(positions).view(3, 1, 1).requires_grad_()
-    module.d_var(means)[i].sum().backward()
+    bandit_1d.d_var(means)[i].sum().backward()
     grad = means.grad.view(3)
     others = [j for j in range(3) if j != i]
     weights = torch.softmax(torch.tensor([-((positions[i] - positions[j]) ** 2) for j in others]), 0)
@@ -84,27 +69,25 @@ def squashed_mixture(mean, log_std, log_weights):
     return TransformedDistribution(MixtureSameFamily(Categorical(logits=log_weights), components), [TanhTransform()])
 
 
-@PIECES
-def test_mixture_log_prob_matches_torch_and_integrates_to_one(module):
+def test_mixture_log_prob_matches_torch_and_integrates_to_one():
     torch.manual_seed(0)
     mean = torch.tensor([[[-0.8]], [[0.1]], [[0.9]]], dtype=torch.float64).expand(3, 2, 1)  # (K, B, act), B = 2 states
     log_std = torch.tensor([[[-0.7]], [[-1.2]], [[-0.4]]], dtype=torch.float64).expand(3, 2, 1)
     log_w = torch.log(torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]], dtype=torch.float64)).T  # (K, B)
     u = torch.randn(50, 2, 1, dtype=torch.float64) * 1.5
-    ours = module.mixture_log_prob(u, mean, log_std, log_w)  # (50, B)
+    ours = bandit_1d.mixture_log_prob(u, mean, log_std, log_w)  # (50, B)
     for b in range(2):
         reference = squashed_mixture(mean[:, b], log_std[:, b], log_w[:, b]).log_prob(torch.tanh(u[:, b]))
         assert torch.allclose(ours[:, b], reference, atol=1e-9)
     # the density of a = tanh(u) integrates to 1 on (-1, 1)
     a = torch.linspace(-1 + 1e-9, 1 - 1e-9, 400001, dtype=torch.float64)
-    density = module.mixture_log_prob(torch.atanh(a).view(-1, 1, 1), mean[:, :1], log_std[:, :1], log_w[:, :1]).exp()
+    density = bandit_1d.mixture_log_prob(torch.atanh(a).view(-1, 1, 1), mean[:, :1], log_std[:, :1], log_w[:, :1]).exp()
     assert torch.trapezoid(density.squeeze(1), a).item() == pytest.approx(1.0, abs=1e-4)
 
 
-@PIECES
-def test_epsilon_greedy_weights(module):
+def test_epsilon_greedy_weights():
     q = torch.tensor([[1.0, 5.0], [3.0, 0.0], [2.0, 1.0], [0.0, 2.0]])  # (N = 4, B = 2)
-    w = module.epsilon_greedy_weights(q, 0.2)  # (B, N)
+    w = bandit_1d.epsilon_greedy_weights(q, 0.2)  # (B, N)
     assert w.tolist()[0] == pytest.approx([0.05, 0.85, 0.05, 0.05])  # 1 - eps + eps/N for the argmax
     assert w.tolist()[1] == pytest.approx([0.85, 0.05, 0.05, 0.05])
 
@@ -224,15 +207,16 @@ def test_where_each_learner_ends():
         assert on_local_mode.sum() >= 3, (name, ends[name])
 
 
-def test_main_writes_figure_events_and_repeats_with_the_same_seed(tmp_path, capsys):
+def test_main_prints_the_table_and_writes_figure_events_and_hyperparameters(tmp_path, capsys):
+    # main trains what train_learner trains (seeded per learner and seed: the same greedy actions) and reports it
     args = bandit_1d.Args(num_seeds=3, total_steps=60, log_every=20, runs_dir=str(tmp_path))
-    first = bandit_1d.main(args)
-    second = bandit_1d.main(args)
-    for name in first:
-        assert torch.equal(first[name]["greedy"], second[name]["greedy"])
+    results = bandit_1d.main(args)
+    assert torch.equal(results["Gamid (N=5)"]["greedy"], final_greedy_actions(args, ["Gamid"])["Gamid"])
     out = capsys.readouterr().out
     assert "at -0.6" in out and "a>=0.875" in out and "Gamid (N=5)" in out
-    assert list(tmp_path.glob("*/bandit_1d.png")) and list(tmp_path.glob("*/events.out.tfevents.*"))
+    (run_dir,) = tmp_path.iterdir()
+    assert (run_dir / "bandit_1d.png").exists() and list(run_dir.glob("events.out.tfevents.*"))
+    assert json.loads((run_dir / "hyperparameters.json").read_text())["total_steps"] == 60
 
 
 @pytest.mark.parametrize(
@@ -254,12 +238,7 @@ def test_bad_input_is_rejected_before_training(field, value, sentence, tmp_path)
 
 
 def test_cli_rejects_bad_input_with_one_sentence(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bandit_1d.py"), "--num-seeds", "0", "--runs-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script("bandit_1d.py", "--num-seeds", "0", "--runs-dir", tmp_path, timeout=120)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == "--num-seeds must be at least 1."
