@@ -1,17 +1,12 @@
-"""TD3 (Fujimoto et al., 2018) for MuJoCo locomotion: the single-Gaussian baseline of the Gamid paper.
-
-One deterministic actor mu(s) explored with fixed Gaussian noise, twin critics with clipped double Q, target
-policy smoothing and delayed actor updates. Same presets (paper Table 3), logging, evaluation and CLI as
-gamid_continuous_action.py, which with --n-actors 1 computes this run, seed for seed.
-
-    python td3_baseline.py --env-id Walker2d-v3
-"""
+"""TD3 (Fujimoto et al., 2018) for MuJoCo, the Gamid paper's single-Gaussian baseline with its presets (Table 3):
+`python td3_baseline.py --env-id Walker2d-v3`. gamid_continuous_action.py --n-actors 1 is this run, seed for seed."""
 
 import json
 import os
 import random
 import signal
 import time
+import warnings
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Literal, NamedTuple, Optional
@@ -24,109 +19,54 @@ import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
+# The paper's -v3 tasks run as -v4 on purpose (their model and reward on the maintained bindings): no nagging.
+warnings.filterwarnings("ignore", message=".*is out of date. You should consider upgrading to version `v5`")
+
 
 @dataclass
 class Args:
-    """TD3 on one MuJoCo task. The task's preset (paper Table 3) fills every field left unset; the resolved
-    values are printed at the start and saved to hyperparameters.json in the run directory."""
-
-    exp_name: str = os.path.basename(__file__)[: -len(".py")]
-    """the name of this experiment"""
-    seed: int = 1
-    """seed of the experiment"""
-    cuda: bool = True
-    """use a GPU when one is present (falls back to the CPU silently)"""
-    capture_video: bool = False
-    """record evaluation episodes to the run's videos/ (on a headless machine set MUJOCO_GL=egl or osmesa)"""
-    save_model: bool = False
-    """save the actor and critics to the run directory at the end"""
-    runs_dir: str = "runs"
-    """where run directories are created"""
-
-    env_id: str = "HalfCheetah-v4"
-    """environment id; the paper's -v3 ids run as -v4 (same model, reward and observations)"""
-    total_timesteps: Optional[int] = None
-    """total environment steps (preset: Table 3)"""
-    learning_rate: Optional[float] = None
-    """Adam learning rate of actor and critics (preset: Table 3)"""
-    buffer_size: int = 1_000_000
-    """replay buffer capacity"""
-    gamma: Optional[float] = None
-    """discount factor (preset: Table 3)"""
-    tau: float = 0.005
-    """Polyak rate of the target networks"""
-    batch_size: Optional[int] = None
-    """minibatch size (preset: Table 3)"""
-    learning_starts: int = 10_000
-    """uniform random actions and no updates before this step (Table 3, every task)"""
-    train_freq: Optional[Literal["step", "episode"]] = None
-    """train after every env step, or at the end of every episode (preset: Table 3)"""
-    gradient_steps: Optional[int] = None
-    """gradient steps per training round; -1 = as many as env steps collected (preset: Table 3)"""
-    net_arch: tuple[int, ...] = (256, 256)
-    """hidden layer sizes of actor and critics (Table 3, every task)"""
-    noise_std: float = 0.1
-    """std of the Gaussian exploration noise, in the [-1, 1] action scale (Table 3 noise_std, every task)"""
-    policy_noise: float = 0.2
-    """std of TD3's target policy smoothing noise"""
-    noise_clip: float = 0.5
-    """clip of TD3's target policy smoothing noise"""
-    policy_delay: int = 2
-    """actor and target updates every this many gradient steps (TD3)"""
-
-    eval_freq: int = 10_000
-    """greedy evaluation every this many env steps (and at the end)"""
-    eval_episodes: int = 10
-    """episodes per evaluation"""
-    log_freq: int = 1_000
-    """TensorBoard scalars every this many env steps"""
-
-    checkpoint_freq: int = 50_000
-    """write checkpoint.pt every this many env steps, at the end of an episode (0 = never)"""
-    resume: Optional[str] = None
-    """continue the run in this directory from its checkpoint.pt, with the run's saved hyperparameters"""
-    evaluate: Optional[str] = None
-    """watch a saved model or checkpoint: --eval-episodes greedy episodes, print mean +- std, train nothing"""
-    track: bool = False
-    """log the run to Weights & Biases (TensorBoard synced, hyperparameters as config, videos)"""
-    wandb_project_name: str = "gamid-pg"
-    """the Weights & Biases project"""
-    wandb_entity: Optional[str] = None
-    """the Weights & Biases team or user"""
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]  # the name of this experiment
+    seed: int = 1  # seed of the experiment
+    cuda: bool = True  # use a GPU when one is present
+    capture_video: bool = False  # record evaluation episodes to run_dir/videos (headless: MUJOCO_GL=egl or osmesa)
+    save_model: bool = False  # save the actor and critics to the run directory at the end
+    runs_dir: str = "runs"  # where run directories are created
+    env_id: str = "HalfCheetah-v4"  # environment id; the paper's -v3 ids run as -v4 (same model and reward)
+    total_timesteps: Optional[int] = None  # total environment steps (preset)
+    learning_rate: Optional[float] = None  # Adam learning rate of actor and critics (preset)
+    buffer_size: int = 1_000_000  # replay buffer capacity
+    gamma: Optional[float] = None  # discount factor (preset)
+    tau: float = 0.005  # Polyak rate of the target networks
+    batch_size: Optional[int] = None  # minibatch size (preset)
+    learning_starts: int = 10_000  # uniform random actions and no updates before this step (Table 3)
+    train_freq: Optional[Literal["step", "episode"]] = None  # train after every env step or episode (preset)
+    gradient_steps: Optional[int] = None  # gradient steps per round; -1: one per env step collected (preset)
+    net_arch: tuple[int, ...] = (256, 256)  # hidden layer sizes of actor and critics (Table 3)
+    noise_std: float = 0.1  # std of the Gaussian exploration noise, in the [-1, 1] action scale (Table 3)
+    policy_noise: float = 0.2  # std of the target policy smoothing noise
+    noise_clip: float = 0.5  # clip of the target policy smoothing noise
+    policy_delay: int = 2  # actor and target updates every this many gradient steps
+    eval_freq: int = 10_000  # greedy evaluation every this many env steps (and at the end)
+    eval_episodes: int = 10  # episodes per evaluation
+    log_freq: int = 1_000  # TensorBoard scalars every this many env steps
+    checkpoint_freq: int = 50_000  # checkpoint.pt every this many env steps, at an episode end (0: only on a stop)
+    resume: Optional[str] = None  # continue the run in this directory from its checkpoint.pt, with its hyperparameters
+    evaluate: Optional[str] = None  # watch a saved model or checkpoint for --eval-episodes greedy episodes
+    track: bool = False  # log the run to Weights & Biases
+    wandb_project_name: str = "gamid-pg"  # the Weights & Biases project
+    wandb_entity: Optional[str] = None  # the Weights & Biases team or user
 
 
-# Paper Table 3 (shared TD3 hyperparameters, MuJoCo), one entry per column. The cells every column shares
-# (learning_starts 1e4, noise_std 0.1, net_arch [256, 256], ReLU) are defaults of Args. Table 3's train_freq
-# (1, "episode") with gradient_steps -1 is train_freq="episode" here.
-# Box envs outside the paper take Hopper's column.
-# fmt: off
-PRESETS = {
-    "Swimmer": dict(
-        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.9999,
-        train_freq="step", gradient_steps=1,
-    ),
-    "HalfCheetah": dict(
-        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.99,
-        train_freq="episode", gradient_steps=-1,
-    ),
-    "Hopper": dict(
-        total_timesteps=1_000_000, learning_rate=3e-4, batch_size=256, gamma=0.99,
-        train_freq="step", gradient_steps=1,
-    ),
-    "Ant": dict(
-        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.99,
-        train_freq="episode", gradient_steps=-1,
-    ),
-    "Walker2d": dict(
-        total_timesteps=1_000_000, learning_rate=1e-3, batch_size=100, gamma=0.99,
-        train_freq="episode", gradient_steps=-1,
-    ),
-    "Humanoid": dict(
-        total_timesteps=2_000_000, learning_rate=3e-4, batch_size=256, gamma=0.99,
-        train_freq="step", gradient_steps=1,
-    ),
-}
-# fmt: on
+# Paper Table 3 (TD3 hyperparameters, MuJoCo): the fields of Args left None take their task's row (other Box envs
+# Hopper's); the cells all tasks share are Args defaults. Table 3's train_freq (1, "episode") is "episode" here.
+PRESETS = {  # total_timesteps, learning_rate, batch_size, gamma, train_freq, gradient_steps
+    "Swimmer":     (1_000_000, 1e-3, 100, 0.9999, "step",    1),
+    "HalfCheetah": (1_000_000, 1e-3, 100, 0.99,   "episode", -1),
+    "Hopper":      (1_000_000, 3e-4, 256, 0.99,   "step",    1),
+    "Ant":         (1_000_000, 1e-3, 100, 0.99,   "episode", -1),
+    "Walker2d":    (1_000_000, 1e-3, 100, 0.99,   "episode", -1),
+    "Humanoid":    (2_000_000, 3e-4, 256, 0.99,   "step",    1),
+}  # fmt: skip
 
 
 def resolve_env_id(env_id: str) -> str:
@@ -145,22 +85,19 @@ def resolve_env_id(env_id: str) -> str:
 
 
 def resolve_args(args: Args) -> Args:
-    """Fill every field left unset from the task's preset, then check the values (one sentence per problem)."""
+    """Fill the fields left None from the task's row of PRESETS, then refuse values that would train wrong."""
     args.env_id = resolve_env_id(args.env_id)
     task = args.env_id.rpartition("-")[0]
     if task not in PRESETS:
         print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters take Hopper's column.")
-    for field, value in PRESETS.get(task, PRESETS["Hopper"]).items():
+    fields = ("total_timesteps", "learning_rate", "batch_size", "gamma", "train_freq", "gradient_steps")
+    for field, value in zip(fields, PRESETS.get(task, PRESETS["Hopper"])):
         if getattr(args, field) is None:
             setattr(args, field, value)
-
     if args.batch_size > args.buffer_size:
         raise SystemExit(f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}.")
     if args.total_timesteps <= args.learning_starts:
-        raise SystemExit(
-            f"--total-timesteps {args.total_timesteps} must exceed --learning-starts {args.learning_starts}, "
-            "or nothing is trained."
-        )
+        raise SystemExit(f"--total-timesteps must exceed --learning-starts {args.learning_starts}, or nothing trains.")
     if args.gradient_steps == 0 or args.gradient_steps < -1:
         raise SystemExit("--gradient-steps must be positive, or -1 for one per env step.")
     if min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1:
@@ -171,49 +108,37 @@ def resolve_args(args: Args) -> Args:
 @torch.no_grad()
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Target networks trail the trained ones: target <- (1 - tau) target + tau source (TD3, SAC)."""
-    # A plain loop is cheap: each ensemble keeps a whole layer of all its members in one tensor.
     for target_param, param in zip(target.parameters(), source.parameters()):
         target_param.lerp_(param, tau)
 
 
 class EnsembleMLP(nn.Module):
-    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a Python loop over members.
-
-    Input (n, B, in), or (1, B, in) broadcast to every member; output (n, B, out). Each member is initialised
-    like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
-    """
+    """`n` ReLU MLPs in one batched matmul per layer: (n or 1, B, in) -> (n, B, out); `members=m`: the first m only."""
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
         super().__init__()
-        dims = (in_dim, *hidden, out_dim)
+        layers = list(zip((in_dim, *hidden), (*hidden, out_dim)))  # (fan_in, fan_out) of each layer
         # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
-        self.weights = nn.ParameterList()
-        for fan_in, fan_out in zip(dims, dims[1:]):
-            bound = fan_in**-0.5
-            self.weights.append(nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)))
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(dims, dims[1:]):
-            bound = fan_in**-0.5
-            self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
+        weights = [
+            torch.empty(n, fan_in, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers
+        ]
+        biases = [torch.empty(n, 1, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers]
+        self.weights = nn.ParameterList(weights)
+        self.biases = nn.ParameterList(biases)
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
-        if members is None:
-            members = len(self.weights[0])
+        members = members or len(self.weights[0])
         x = x.expand(members, -1, -1)
-        last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
-            if layer < last:
+            if layer < len(self.weights) - 1:
                 x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
 
 class Actor(nn.Module):
-    """The deterministic policy mu(s), tanh-bounded to the [-1, 1] action scale.
-
-    A one-member EnsembleMLP rather than nn.Linear layers: Gamid's N means are an EnsembleMLP, so Gamid with
-    N = 1 and the same seed draws the same initial weights as this actor and computes the same numbers.
-    """
+    """The deterministic policy mu(s), tanh-bounded to [-1, 1]. A one-member EnsembleMLP, as Gamid's N means: Gamid
+    with N = 1 draws the same initial weights from the same seed and computes the same numbers."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
         super().__init__()
@@ -252,10 +177,7 @@ class ReplayBuffer:
     """FIFO of transitions as tensors on the training device. Actions are stored in the [-1, 1] scale."""
 
     def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
-        self.size = size
-        self.pos = 0  # where the next transition goes
-        self.full = False
-        self.device = device
+        self.size, self.pos, self.full, self.device = size, 0, False, device  # pos: where the next transition goes
         self.obs = torch.zeros(size, obs_dim, device=device)
         self.actions = torch.zeros(size, act_dim, device=device)
         self.rewards = torch.zeros(size, device=device)
@@ -263,86 +185,54 @@ class ReplayBuffer:
         self.terminated = torch.zeros(size, device=device)
 
     def add(self, obs, action, reward, next_obs, terminated):
-        self.obs[self.pos] = torch.as_tensor(obs, dtype=torch.float32)
-        self.actions[self.pos] = torch.as_tensor(action, dtype=torch.float32)
-        self.rewards[self.pos] = torch.as_tensor(reward, dtype=torch.float32)
-        self.next_obs[self.pos] = torch.as_tensor(next_obs, dtype=torch.float32)
-        self.terminated[self.pos] = torch.as_tensor(terminated, dtype=torch.float32)
+        for name, value in zip(Batch._fields, (obs, action, reward, next_obs, terminated)):
+            getattr(self, name)[self.pos] = torch.as_tensor(value, dtype=torch.float32)
         self.pos = (self.pos + 1) % self.size
         self.full = self.full or self.pos == 0
 
     def sample(self, batch_size: int) -> Batch:
-        stored = self.size if self.full else self.pos
-        idx = torch.randint(0, stored, (batch_size,), device=self.device)
-        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
+        idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
+        return Batch(*(getattr(self, name)[idx] for name in Batch._fields))
 
     def state_dict(self) -> dict:
-        """The filled part of the buffer and the write position, for checkpoints."""
-        state = {"pos": self.pos, "full": self.full}
-        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
-            data = getattr(self, name)
-            # torch.save writes a slice's whole storage: copy out the filled part unless it is all of it.
-            state[name] = data if self.full else data[: self.pos].clone()
-        return state
+        """The write position and the filled part, copied out (torch.save writes a slice's whole storage)."""
+        stored = {name: getattr(self, name) for name in Batch._fields}
+        filled = stored if self.full else {name: data[: self.pos].clone() for name, data in stored.items()}
+        return {"pos": self.pos, "full": self.full, **filled}
 
     def load_state_dict(self, state: dict) -> None:
-        self.pos = state["pos"]
-        self.full = state["full"]
-        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+        self.pos, self.full = state["pos"], state["full"]
+        for name in Batch._fields:
             getattr(self, name)[: len(state[name])] = state[name]
 
 
+# ALGO LOGIC: the TD3 update.
 @torch.no_grad()
 def td_target(actor_target: Actor, qf_target: TwinQ, batch: Batch, args: Args) -> torch.Tensor:
-    """Target policy smoothing and clipped double Q: y = r + gamma (1 - d) min_k Q_targ,k(s', a').
-
-    a' = clip(mu'(s') + clip(noise, -c, c), -1, 1), with the target actor mu'.
-    """
+    """Target policy smoothing and clipped double Q: y = r + gamma (1 - d) min_k Q_targ,k(s', a'), with
+    a' = clip(mu'(s') + clip(noise, -c, c), -1, 1) from the target actor mu'."""
     next_mean = actor_target(batch.next_obs)  # (B, act)
     noise = (torch.randn_like(next_mean) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
     next_q = qf_target(batch.next_obs, (next_mean + noise).clamp(-1, 1)).min(0).values  # (B,)
     return batch.rewards + args.gamma * (1 - batch.terminated) * next_q
 
 
-def train_step(
-    *,
-    actor: Actor,
-    actor_target: Actor,
-    qf: TwinQ,
-    qf_target: TwinQ,
-    actor_optimizer: torch.optim.Optimizer,
-    q_optimizer: torch.optim.Optimizer,
-    batch: Batch,
-    update_actor: bool,
-    args: Args,
-) -> dict:
-    """One TD3 gradient step. Returns detached diagnostics (no host sync).
-
-    benchmarks/sps.py times this function by name, with batches from ReplayBuffer.sample.
-    """
-    # Regress both critics on the target y.
-    q = qf(batch.obs, batch.actions)  # (2, B)
-    y = td_target(actor_target, qf_target, batch, args)
-    qf_loss = (q - y).pow(2).mean(1).sum()
+def train_step(*, actor, actor_target, qf, qf_target, actor_optimizer, q_optimizer, batch, update_actor, args) -> dict:
+    """One TD3 gradient step (benchmarks/sps.py times it by name); returns detached diagnostics (no host sync)."""
+    q = qf(batch.obs, batch.actions)  # (2, B): regress both critics on the target y
+    qf_loss = (q - td_target(actor_target, qf_target, batch, args)).pow(2).mean(1).sum()
     q_optimizer.zero_grad(set_to_none=True)
     qf_loss.backward()
     q_optimizer.step()
-    stats = {
-        "losses/qf_loss": qf_loss.detach(),
-        "losses/qf1_values": q[0].detach().mean(),
-        "losses/qf2_values": q[1].detach().mean(),
-    }
-
-    if update_actor:
-        # Deterministic policy gradient through Q1.
+    stats = {"losses/qf_loss": qf_loss.detach(), "losses/qf1_values": q[0].detach().mean()}
+    stats["losses/qf2_values"] = q[1].detach().mean()
+    if update_actor:  # delayed: the deterministic policy gradient through Q1, then Polyak averaging
         qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
         actor_loss = -qf(batch.obs, actor(batch.obs), members=1)[0].mean()
         qf.requires_grad_(True)
         actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         actor_optimizer.step()
-
-        # Polyak averaging after each actor update.
         polyak_update(actor_target, actor, args.tau)
         polyak_update(qf_target, qf, args.tau)
         stats["losses/actor_loss"] = actor_loss.detach()
@@ -361,20 +251,15 @@ def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate(actor: Actor, env: gym.Env, episodes: int, device: torch.device, seed: int) -> list[float]:
-    """Returns of the noise-free policy mu(s); episode i starts from seed + i.
-
-    The post-training performance of the paper's Table 1.
-    """
+    """Returns of the noise-free policy mu(s) (the paper's Table 1); episode i starts from seed + i."""
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
         done, total = False, 0.0
         while not done:
-            obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            action = actor(obs[None])[0].cpu().numpy()
+            action = actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0].cpu().numpy()
             obs, reward, terminated, truncated, _ = env.step(to_env_action(action, env.action_space))
-            done = terminated or truncated
-            total += float(reward)
+            done, total = terminated or truncated, total + float(reward)
         returns.append(total)
     return returns
 
@@ -397,172 +282,91 @@ def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env
 
 def main(args: Args) -> str:
     """Train TD3; returns the run directory."""
-    if args.evaluate:
-        return watch(args)  # run control: watch a saved model, train nothing
-    checkpoint = None
-    if args.resume:
-        args = resume_args(args)  # run control: the run's saved hyperparameters
-        checkpoint = load_checkpoint(args.resume)
-        if checkpoint["step"] >= args.total_timesteps:
-            print(f"{args.resume} already finished at step {checkpoint['step']}; nothing to do.")
-            return args.resume
-    args = resolve_args(args)
+    if args.evaluate:  # run control
+        return watch(args)
+    args = resolve_args(resume_args(args) if args.resume else args)  # run control: a resumed run's own values
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = args.resume or os.path.join(args.runs_dir, run_name)
     env = make_env(args.env_id, args.seed)
-    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
-    eval_env = make_env(args.env_id, args.seed, video_dir)
+    eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
 
+    # TRY NOT TO MODIFY: seeding, then the networks in this order (Gamid with N = 1 draws the same weights).
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    if args.track:
-        start_tracking(args, run_name=os.path.basename(run_dir))  # before the SummaryWriter, which it syncs
-    # A resumed run drops whatever the interrupted one logged after its checkpoint: no step is logged twice.
-    writer = SummaryWriter(run_dir, purge_step=checkpoint["step"] + 1 if checkpoint else None)
-    hyperparameters = asdict(args)
-    if not checkpoint:
-        rows = "\n".join(f"|{name}|{value}|" for name, value in hyperparameters.items())
-        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
-        with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
-            json.dump(hyperparameters, f, indent=2)
-    print("hyperparameters: " + ", ".join(f"{name}={value}" for name, value in hyperparameters.items()))
-
-    obs_dim = env.observation_space.shape[0]
-    act_dim = env.action_space.shape[0]
-    actor = Actor(obs_dim, act_dim, args.net_arch).to(device)
-    qf = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
-    actor_target = Actor(obs_dim, act_dim, args.net_arch).to(device)
-    qf_target = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    actor, qf, actor_target, qf_target = (net(obs_dim, act_dim, args.net_arch).to(device) for net in (Actor, TwinQ) * 2)
     actor_target.load_state_dict(actor.state_dict())
     qf_target.load_state_dict(qf.state_dict())
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
-    q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
+    # The training state, declared once: train_step's networks and optimizers, what the loop carries, the checkpoint.
+    nets = dict(actor=actor, actor_target=actor_target, qf=qf, qf_target=qf_target,
+                actor_optimizer=torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True),
+                q_optimizer=torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True))  # fmt: skip
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+    state = dict(nets, rb=rb, recent_returns=deque(maxlen=10), stats={}, n_updates=0, step=0, args=asdict(args))
+    if args.resume and load_checkpoint(args.resume, state, [env])["step"] >= args.total_timesteps:  # run control
+        print(f"{args.resume} already finished at step {state['step']}; nothing to do.")
+        return args.resume
+    obs, _ = env.reset(seed=None if args.resume else args.seed)  # resumed: the restored generator draws the start
+    recent_returns, stats = state["recent_returns"], state["stats"]
 
-    recent_returns = deque(maxlen=10)
-    stats = {}
-    n_updates = 0
-    episode_steps = 0
-    last_checkpoint = 0
-    start_step = 1
-    if checkpoint:  # run control: continue where the checkpoint left off, every random stream included
-        actor.load_state_dict(checkpoint["actor"])
-        actor_target.load_state_dict(checkpoint["actor_target"])
-        qf.load_state_dict(checkpoint["qf"])
-        qf_target.load_state_dict(checkpoint["qf_target"])
-        actor_optimizer.load_state_dict(checkpoint["actor_optimizer"])
-        q_optimizer.load_state_dict(checkpoint["q_optimizer"])
-        rb.load_state_dict(checkpoint["buffer"])
-        recent_returns.extend(checkpoint["recent_returns"])
-        stats = {tag: value.to(device) for tag, value in checkpoint["stats"].items()}
-        n_updates = checkpoint["n_updates"]
-        last_checkpoint = checkpoint["step"]
-        start_step = checkpoint["step"] + 1
-        restore_random_states(checkpoint["random"], [env])
-        obs, _ = env.reset()  # no seed: the restored generator draws the start the interrupted run would have
-    else:
-        obs, _ = env.reset(seed=args.seed)
-    start_time = last_print = time.time()
-    with StopSignal() as stop:
-        for global_step in range(start_step, args.total_timesteps + 1):
-            # Act: before learning_starts uniformly at random, then a = clip(mu(s) + N(0, sigma^2 I), -1, 1).
-            if global_step <= args.learning_starts:
-                action = from_env_action(env.action_space.sample(), env.action_space)
-            else:
-                with torch.no_grad():
-                    obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
-                    mean = actor(obs_tensor[None])
-                    action = (mean + args.noise_std * torch.randn_like(mean)).clamp(-1, 1)[0].cpu().numpy()
-            next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
-            rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through time limits
-            obs = next_obs
-            episode_steps += 1
-            episode_over = terminated or truncated
-            if episode_over:
-                recent_returns.append(float(info["episode"]["r"]))
-                writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
-                writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
+    if args.track:  # run control: before the SummaryWriter, which it syncs
+        start_tracking(args, os.path.basename(run_dir))
+    writer = SummaryWriter(run_dir, purge_step=state["step"] + 1 if args.resume else None)  # no step logged twice
+    if not args.resume:
+        rows = "\n".join(f"|{name}|{value}|" for name, value in asdict(args).items())
+        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
+        with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
+            json.dump(asdict(args), f, indent=2)
+    print("hyperparameters: " + ", ".join(f"{name}={value}" for name, value in asdict(args).items()))
 
-            # Train after every env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
-            if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
-                if args.gradient_steps > 0:
-                    n_gradient_steps = args.gradient_steps
-                elif args.train_freq == "step":
-                    n_gradient_steps = 1
-                else:
-                    n_gradient_steps = episode_steps  # -1: one gradient step per env step of the episode
-                for _ in range(n_gradient_steps):
-                    n_updates += 1
-                    batch = rb.sample(args.batch_size)
-                    stats |= train_step(
-                        actor=actor,
-                        actor_target=actor_target,
-                        qf=qf,
-                        qf_target=qf_target,
-                        actor_optimizer=actor_optimizer,
-                        q_optimizer=q_optimizer,
-                        batch=batch,
-                        update_actor=n_updates % args.policy_delay == 0,
-                        args=args,
-                    )
+    start_step, start_time = state["step"], time.time()
+    marks = deque([(start_time, start_step)], maxlen=12)  # run control: the progress line's recent speed
+    catch_stop_signals()  # run control
+    for global_step in range(start_step + 1, args.total_timesteps + 1):
+        # Act: before learning_starts uniformly at random, then a = clip(mu(s) + N(0, sigma^2 I), -1, 1).
+        if global_step <= args.learning_starts:
+            action = from_env_action(env.action_space.sample(), env.action_space)
+        else:
+            with torch.no_grad():
+                mean = actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+                action = (mean + args.noise_std * torch.randn_like(mean)).clamp(-1, 1)[0].cpu().numpy()
+        next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
+        rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through time limits
+        obs, episode_over = next_obs, terminated or truncated
+        if episode_over:
+            recent_returns.append(float(info["episode"]["r"]))
+            writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
+            writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
 
-            if global_step % args.log_freq == 0 and stats:
-                values = {tag: value.item() for tag, value in stats.items()}
-                bad = [tag for tag, value in values.items() if not np.isfinite(value)]
-                if bad:
-                    writer.close()
-                    raise SystemExit(
-                        f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir})."
-                    )
-                for tag, value in values.items():
-                    writer.add_scalar(tag, value, global_step)
-                steps_per_second = (global_step - start_step + 1) / (time.time() - start_time)
-                writer.add_scalar("charts/SPS", steps_per_second, global_step)
-            if time.time() - last_print > 5:
-                last_print = time.time()
-                print(progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns))
+        # ALGO LOGIC: train after every env step or, as SB3's train_freq=(1, "episode"), at each episode's end;
+        # gradient_steps -1 is one gradient step per env step collected (the episode's length).
+        if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
+            collected = 1 if args.train_freq == "step" else info["episode"]["l"]  # env steps since the last round
+            for _ in range(args.gradient_steps if args.gradient_steps > 0 else collected):
+                state["n_updates"] += 1
+                update_actor = state["n_updates"] % args.policy_delay == 0
+                stats |= train_step(**nets, batch=rb.sample(args.batch_size), update_actor=update_actor, args=args)
 
-            if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
-                returns = evaluate(actor, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
-                writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
-                print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
-
-            # Run control: at an episode's end (and at the last step), checkpoint when due or asked to stop.
-            finished = global_step == args.total_timesteps
-            if episode_over or finished:
-                due = global_step - last_checkpoint >= args.checkpoint_freq or finished
-                if (args.checkpoint_freq > 0 and due) or stop.received:
-                    state = {
-                        "step": global_step,
-                        "args": asdict(args),
-                        "actor": actor.state_dict(),
-                        "actor_target": actor_target.state_dict(),
-                        "qf": qf.state_dict(),
-                        "qf_target": qf_target.state_dict(),
-                        "actor_optimizer": actor_optimizer.state_dict(),
-                        "q_optimizer": q_optimizer.state_dict(),
-                        "buffer": rb.state_dict(),
-                        "recent_returns": list(recent_returns),
-                        "stats": stats,
-                        "n_updates": n_updates,
-                        "random": random_states([env]),
-                    }
-                    writer.flush()  # what was logged up to this step is on disk before the checkpoint
-                    save_checkpoint(state, run_dir)
-                    last_checkpoint = global_step
-                if stop.received and not finished:
-                    writer.close()
-                    if args.track:
-                        finish_tracking(None)
-                    script = os.path.relpath(__file__)
-                    print(f"interrupted at step {global_step}; resume with: python {script} --resume {run_dir}")
-                    raise SystemExit(INTERRUPTED_EXIT_CODE)
-            if episode_over:
-                obs, _ = env.reset()  # after the checkpoint: a resumed run draws the same start
-                episode_steps = 0
+        if global_step % args.log_freq == 0 and stats:
+            values = {tag: value.item() for tag, value in stats.items()}
+            if bad := [tag for tag, value in values.items() if not np.isfinite(value)]:
+                writer.close()
+                raise SystemExit(f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs in {run_dir}).")
+            for tag, value in values.items():
+                writer.add_scalar(tag, value, global_step)
+            writer.add_scalar("charts/SPS", (global_step - start_step) / (time.time() - start_time), global_step)
+        if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+            returns = evaluate(actor, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
+            writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+            print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
+        if time.time() - marks[-1][0] > 5:  # run control
+            print(progress_line(global_step, args.total_timesteps, marks, recent_returns))
+        if episode_over or global_step == args.total_timesteps:  # run control: checkpoint when due, exit 75 if asked
+            checkpoint(run_dir, state, [env], global_step, args, writer)
+        if episode_over:
+            obs, _ = env.reset()  # after the checkpoint: a resumed run draws the same start
 
     if args.save_model:
         path = os.path.join(run_dir, f"{args.exp_name}.model")
@@ -571,163 +375,116 @@ def main(args: Args) -> str:
     env.close()
     eval_env.close()
     writer.close()
-    if args.track:
-        finish_tracking(video_dir)
     return run_dir
 
 
 # ==============================================================================================================
-# Run control: checkpoints, signals, resume, tracking. Not part of the algorithm: a fork may delete this section
-# and the few lines of main() that call it.
+# Run control: checkpoints, stop signals, --resume, --evaluate, --track, the progress line. Not the algorithm: a fork
+# may delete this section and the lines of main() marked "# run control".
 # ==============================================================================================================
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL ("try again later"): benchmarks/reproduce.py resumes runs that exit so
+STOP = []  # stop signals received: the loop checkpoints at the end of the episode and exits
 
 
-class StopSignal:
-    """Remembers a SIGTERM, SIGUSR1 or SIGINT, so the loop can finish its episode and checkpoint before exiting."""
+def catch_stop_signals() -> None:
+    """SIGTERM, SIGUSR1 (SLURM's warning before a time limit) and SIGINT ask the loop to checkpoint and exit."""
 
-    def __init__(self):
-        self.received = None
-        self.previous_handlers = {}
+    def handle(signum, frame):
+        STOP.append(signal.Signals(signum).name)
+        print(f"{STOP[-1]} received: finishing this episode, then saving a checkpoint.", flush=True)
 
-    def __enter__(self):
-        for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
-            self.previous_handlers[signum] = signal.signal(signum, self.handle)
-        return self
-
-    def handle(self, signum, frame):
-        if self.received and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once, without a checkpoint
-        self.received = signal.Signals(signum).name
-        print(f"{self.received} received: finishing this episode, then saving a checkpoint.", flush=True)
-
-    def __exit__(self, *exception):
-        for signum, handler in self.previous_handlers.items():
-            signal.signal(signum, handler)
+    STOP.clear()
+    for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+        signal.signal(signum, handle)
 
 
-def random_states(envs: list) -> dict:
-    """Every random stream a run draws from: Python, NumPy, torch (CPU and GPU), each env and its action space."""
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "envs": [env.unwrapped.np_random.bit_generator.state for env in envs],
-        "action_spaces": [env.action_space.np_random.bit_generator.state for env in envs],
-    }
+def checkpoint(run_dir: str, state: dict, envs: list, step: int, args, writer) -> None:
+    """At an episode's end, every --checkpoint-freq steps, at the last step and when asked to stop: write the training
+    state (objects by their state_dict()) and every random stream to run_dir/checkpoint.pt; exit 75 if asked to stop."""
+    finished = step == args.total_timesteps
+    if not (STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq)):
+        return
+    state["step"] = step
+    saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
+    saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()]
+    saved["random"] += [(env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
+                        for env in envs]  # fmt: skip
+    writer.flush()  # what was logged up to this step is on disk before the checkpoint
+    torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
+    os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
+    if STOP and not finished:
+        writer.close()
+        print(f"interrupted at step {step}; resume with: python {os.path.relpath(__file__)} --resume {run_dir}")
+        raise SystemExit(INTERRUPTED_EXIT_CODE)
 
 
-def restore_random_states(states: dict, envs: list) -> None:
-    """Put every random stream back where random_states() found it."""
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    for env, env_state, space_state in zip(envs, states["envs"], states["action_spaces"]):
+def load_checkpoint(path: str, state: Optional[dict] = None, envs: list = ()) -> dict:
+    """Read a run directory's checkpoint.pt (or the file); with `state`, put it and every random stream back."""
+    path = os.path.join(path, "checkpoint.pt") if os.path.isdir(path) else path
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)  # ours: random states, hyperparameters
+    except Exception as error:
+        raise SystemExit(f"{path} cannot be read ({type(error).__name__}); runs write one every --checkpoint-freq.")
+    if state is None:
+        return saved
+    for name, value in state.items():
+        if hasattr(value, "load_state_dict"):
+            value.load_state_dict(saved[name])
+        elif isinstance(value, torch.Tensor):
+            value.data.copy_(saved[name])  # in place: an optimizer may hold it (log_alpha)
+        else:
+            state[name] = saved[name]
+    python, numpy, cpu, *env_states = saved["random"]
+    random.setstate(python)
+    np.random.set_state(numpy)
+    torch.set_rng_state(cpu)
+    for env, (env_state, space_state) in zip(envs, env_states):
         env.unwrapped.np_random.bit_generator.state = env_state
         env.action_space.np_random.bit_generator.state = space_state
-
-
-def save_checkpoint(state: dict, run_dir: str) -> None:
-    """Write run_dir/checkpoint.pt atomically: a crash during the write leaves the previous checkpoint whole."""
-    path = os.path.join(run_dir, "checkpoint.pt")
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # a rename is atomic on POSIX file systems
-
-
-def load_checkpoint(path: str) -> dict:
-    """A run directory's checkpoint.pt (or the file itself); one sentence and a non-zero exit if it is unusable."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "checkpoint.pt")
-    if not os.path.exists(path):
-        raise SystemExit(f"There is no checkpoint at {path}; runs write one every --checkpoint-freq steps.")
-    try:
-        # weights_only=False: the file holds random states and hyperparameters, and we wrote it ourselves.
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise SystemExit(f"{path} cannot be read ({type(error).__name__}): it is truncated or corrupt.")
+    return saved
 
 
 def resume_args(args):
-    """The hyperparameters saved in args.resume; a flag given now that contradicts them is refused."""
-    path = os.path.join(args.resume, "hyperparameters.json")
-    if not os.path.exists(path):
+    """--resume RUN_DIR continues with the run's saved hyperparameters; other flags given with it are ignored."""
+    try:
+        with open(os.path.join(args.resume, "hyperparameters.json")) as f:
+            saved = {name: tuple(value) if isinstance(value, list) else value for name, value in json.load(f).items()}
+    except OSError:
         raise SystemExit(f"{args.resume} is not a run directory of this script (no hyperparameters.json).")
-    with open(path) as f:
-        saved = json.load(f)
-    defaults = asdict(type(args)())
-    for name, value in asdict(args).items():
-        as_saved = json.loads(json.dumps(value))  # tuples become lists, as in the file
-        changed = value != defaults[name] and as_saved != saved.get(name)
-        if name not in ("resume", "evaluate") and changed:
-            raise SystemExit(f"--{name.replace('_', '-')} {value} conflicts with the run's saved value {saved[name]}.")
-    fields = {name: tuple(value) if isinstance(value, list) else value for name, value in saved.items()}
-    return type(args)(**{**fields, "resume": args.resume})
+    print(f"resuming {args.resume} with its saved hyperparameters")
+    return type(args)(**{**saved, "resume": args.resume})
 
 
 def start_tracking(args, run_name: str) -> None:
     """Log to Weights & Biases as CleanRL does; call before creating the SummaryWriter, which it syncs."""
     import wandb  # imported only with --track
 
-    wandb.init(
-        project=args.wandb_project_name,
-        entity=args.wandb_entity,
-        name=run_name,
-        id=run_name.replace(".", "-"),  # a resumed run continues the same W&B run
-        resume="allow",
-        config=asdict(args),
-        sync_tensorboard=True,
-        save_code=True,
-    )
+    wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name.replace(".", "-"),
+               resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
 
 
-def finish_tracking(video_dir) -> None:
-    """Upload the recorded evaluation videos, if any, and close the W&B run."""
-    import wandb
-
-    if video_dir and os.path.isdir(video_dir):
-        for name in sorted(os.listdir(video_dir)):
-            if name.endswith(".mp4"):
-                wandb.log({"videos": wandb.Video(os.path.join(video_dir, name), format="mp4")})
-    wandb.finish()
-
-
-def progress_line(step: int, total: int, start_step: int, start_time: float, recent_returns) -> str:
-    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m, recent return 512.3`: what a person watching wants to see."""
-    steps_per_second = (step - start_step + 1) / max(time.time() - start_time, 1e-9)
-    seconds_left = int((total - step) / max(steps_per_second, 1e-9))
-    eta = f"{seconds_left // 3600}h{seconds_left % 3600 // 60:02d}m{seconds_left % 60:02d}s"
+def progress_line(step: int, total: int, marks: deque, recent_returns) -> str:
+    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, the speed over the last `marks`
+    calls (a deque with a maxlen): the recent speed, not the average since the fast random warm-up."""
+    marks.append((time.time(), step))
+    steps_per_second = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
+    left = int((total - step) / steps_per_second) if steps_per_second > 0 else 0
+    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s" if steps_per_second > 0 else "n/a"
     recent = f"{np.mean(recent_returns):.1f}" if len(recent_returns) else "n/a"
     return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
 
 
 def watch(args: Args) -> str:
-    """--evaluate PATH: greedy episodes of a saved model (--save-model) or checkpoint; trains nothing.
-
-    Episode i starts from --seed + 10_000 + i: with the run's seed, the start states of its evaluations.
-    """
-    if not os.path.exists(args.evaluate):
-        raise SystemExit(f"There is no saved model or checkpoint at {args.evaluate}.")
+    """--evaluate PATH: greedy episodes of a saved model or checkpoint from --seed + 10_000 on (a run's eval starts)."""
     saved = load_checkpoint(args.evaluate)
-    run = Args(**{**saved["args"], "net_arch": tuple(saved["args"]["net_arch"])})
     run_dir = args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(args.evaluate)
     video_dir = os.path.join(run_dir, "videos_evaluate") if args.capture_video else None
-    env = make_env(run.env_id, args.seed, video_dir)
-    obs_dim = env.observation_space.shape[0]
-    act_dim = env.action_space.shape[0]
-    actor = Actor(obs_dim, act_dim, run.net_arch)
+    env = make_env(saved["args"]["env_id"], args.seed, video_dir)
+    actor = Actor(env.observation_space.shape[0], env.action_space.shape[0], saved["args"]["net_arch"])
     actor.load_state_dict(saved["actor"])
     returns = evaluate(actor, env, args.eval_episodes, torch.device("cpu"), seed=args.seed + 10_000)
-    env.close()
     print(f"eval return {np.mean(returns):.1f} +- {np.std(returns):.1f} over {args.eval_episodes} episodes")
     return run_dir
-
-
-# ==============================================================================================================
-# End of run control.
-# ==============================================================================================================
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import ENV, run_script, scalars
 
 import gamid_continuous_action as gamid
 import td3_baseline as td3
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A few thousand steps of Hopper (terminating episodes) with small nets: seconds, not minutes.
 TINY = dict(
     env_id="Hopper-v4",
@@ -27,12 +26,38 @@ TINY = dict(
     log_freq=250,
     save_model=True,
 )
+# What TD3 logs; Gamid adds its diversity (paper §4.1.1, Fig. 2), schedules and per-Gaussian selection.
+TD3_TAGS = {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return"}
+TD3_TAGS |= {"losses/qf_loss", "losses/qf1_values", "losses/qf2_values", "losses/actor_loss"}
+GAMID_TAGS = {"charts/sum_d_var", "charts/temperature", "charts/epsilon"}
+GAMID_TAGS |= {"charts/selected_fraction/gaussian_0", "charts/selected_fraction/gaussian_1"}
 
 
-def scalars(run_dir):
-    acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+def saved_model(run_dir, module):
+    return torch.load(os.path.join(run_dir, f"{module.__name__}.model"))
+
+
+def assert_same_model(run_dir, reference_dir, module, reference_module=None):
+    model, reference = saved_model(run_dir, module), saved_model(reference_dir, reference_module or module)
+    for network in ("actor", "qf"):
+        assert model[network].keys() == reference[network].keys()
+        for name, tensor in model[network].items():
+            assert torch.equal(tensor, reference[network][name]), f"{network}.{name}"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """TINY runs shared by the tests below, each started on first use: {"td3" | "gamid" | "gamid_n1": run dir}."""
+    made = {}
+
+    def get(name):
+        if name not in made:
+            module, extra = {"td3": (td3, {}), "gamid": (gamid, {}), "gamid_n1": (gamid, {"n_actors": 1})}[name]
+            runs_dir = str(tmp_path_factory.mktemp(name))
+            made[name] = module.main(module.Args(runs_dir=runs_dir, **TINY, **extra))
+        return made[name]
+
+    return get
 
 
 def test_gamid_with_one_gaussian_computes_td3_updates():
@@ -77,70 +102,49 @@ def test_gamid_with_one_gaussian_computes_td3_updates():
     assert not torch.allclose(g_actor.net.weights[0], g_actor_t.net.weights[0])  # the updates did move something
 
 
-def saved_model(run_dir, module):
-    return torch.load(os.path.join(run_dir, f"{module.__name__}.model"))
-
-
-def test_gamid_with_one_gaussian_is_td3_seed_for_seed(tmp_path):
+def test_gamid_with_one_gaussian_is_td3_seed_for_seed(runs):
     """Same seed, same settings: the same initial weights, the same draws, so the same whole run, bit for bit."""
-    gamid_dir = gamid.main(gamid.Args(runs_dir=str(tmp_path / "gamid"), n_actors=1, **TINY))
-    td3_dir = td3.main(td3.Args(runs_dir=str(tmp_path / "td3"), **TINY))
-    gamid_logged, td3_logged = scalars(gamid_dir), scalars(td3_dir)
-    for tag in ("charts/episodic_return", "eval/episodic_return", "losses/qf_loss", "losses/actor_loss"):
+    gamid_logged, td3_logged = scalars(runs("gamid_n1")), scalars(runs("td3"))
+    for tag in TD3_TAGS - {"charts/SPS"}:
         assert gamid_logged[tag] == td3_logged[tag], tag
-    gamid_model, td3_model = saved_model(gamid_dir, gamid), saved_model(td3_dir, td3)
-    for network in ("actor", "qf"):
-        assert gamid_model[network].keys() == td3_model[network].keys()
-        for name, tensor in gamid_model[network].items():
-            assert torch.equal(tensor, td3_model[network][name]), f"{network}.{name}"
+    assert_same_model(runs("gamid_n1"), runs("td3"), gamid, td3)
     assert len(set(v for _, v in td3_logged["eval/episodic_return"])) > 1  # training moved the policy
 
 
 @pytest.mark.parametrize("module", [gamid, td3], ids=["gamid", "td3"])
-def test_evaluating_more_often_leaves_the_training_run_unchanged(module, tmp_path):
-    rarely = module.main(module.Args(runs_dir=str(tmp_path / "rarely"), **{**TINY, "eval_freq": 1500}))
-    often = module.main(module.Args(runs_dir=str(tmp_path / "often"), **{**TINY, "eval_freq": 250}))
-    assert len(scalars(often)["eval/episodic_return"]) == 6
-    assert scalars(rarely)["charts/episodic_return"] == scalars(often)["charts/episodic_return"]
-    for network in ("actor", "qf"):
-        for name, tensor in saved_model(rarely, module)[network].items():
-            assert torch.equal(tensor, saved_model(often, module)[network][name]), f"{network}.{name}"
+def test_same_seed_evaluating_more_often_trains_the_same_run(module, runs, tmp_path):
+    """Evaluations draw nothing the training draws: the same seed gives the same training, however often one
+    evaluates (TINY evaluates at 750 and 1500)."""
+    reference = runs(module.__name__.split("_")[0])
+    often = module.main(module.Args(runs_dir=str(tmp_path), **{**TINY, "eval_freq": 250}))
+    logged, reference_logged = scalars(often), scalars(reference)
+    assert [step for step, _ in logged["eval/episodic_return"]] == [250, 500, 750, 1000, 1250, 1500]
+    for tag in {tag for tag in reference_logged if tag != "charts/SPS" and not tag.startswith("eval/")}:
+        assert logged[tag] == reference_logged[tag], tag
+    assert_same_model(often, reference, module)
+
+
+def test_another_seed_gives_another_run(runs, tmp_path):
+    other = gamid.main(gamid.Args(runs_dir=str(tmp_path), **{**TINY, "seed": 2, "total_timesteps": 600}))
+    first = [(step, value) for step, value in scalars(runs("gamid"))["charts/episodic_return"] if step <= 600]
+    assert scalars(other)["charts/episodic_return"] != first
 
 
 @pytest.mark.parametrize("module", [gamid, td3], ids=["gamid", "td3"])
-def test_short_run_logs_evaluates_and_saves_a_model_that_loads_back(module, tmp_path):
-    run_dir = module.main(module.Args(runs_dir=str(tmp_path), **TINY))
+def test_short_run_logs_evaluates_and_saves_a_model_that_loads_back(module, runs):
+    run_dir = runs(module.__name__.split("_")[0])
     logged = scalars(run_dir)
-    expected = {
-        "charts/episodic_return",
-        "charts/episodic_length",
-        "charts/SPS",
-        "eval/episodic_return",
-        "losses/qf_loss",
-        "losses/qf1_values",
-        "losses/actor_loss",
-    }
-    if module is gamid:  # paper §4.1.1, Fig. 2: diversity, plus the schedules and per-Gaussian selection
-        expected |= {
-            "charts/sum_d_var",
-            "charts/temperature",
-            "charts/epsilon",
-            "charts/selected_fraction/gaussian_0",
-            "charts/selected_fraction/gaussian_1",
-        }
-    assert expected <= set(logged)
+    assert TD3_TAGS | (GAMID_TAGS if module is gamid else set()) <= set(logged)
     assert [step for step, _ in logged["eval/episodic_return"]] == [750, 1500]
     assert os.path.exists(os.path.join(run_dir, "hyperparameters.json"))
 
-    checkpoint = torch.load(os.path.join(run_dir, f"{module.__name__}.model"))
+    checkpoint = saved_model(run_dir, module)
     saved = module.Args(**checkpoint["args"])
     env = module.make_env(saved.env_id, seed=0)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     if module is gamid:
-        actor, qf = (
-            gamid.GaussianMeans(saved.n_actors, obs_dim, act_dim, saved.net_arch),
-            gamid.TwinQ(obs_dim, act_dim, saved.net_arch),
-        )
+        actor = gamid.GaussianMeans(saved.n_actors, obs_dim, act_dim, saved.net_arch)
+        qf = gamid.TwinQ(obs_dim, act_dim, saved.net_arch)
         actor.load_state_dict(checkpoint["actor"])
         qf.load_state_dict(checkpoint["qf"])
         returns, _ = gamid.evaluate(actor, qf, env, 2, torch.device("cpu"), seed=saved.seed + 10_000)
@@ -199,58 +203,58 @@ def table_3_as_args(column: int) -> dict:
     )
 
 
-@pytest.mark.parametrize("column,task", list(enumerate(TASKS)))
-def test_presets_match_every_cell_of_tables_3_and_5(column, task):
-    expected_td3 = table_3_as_args(column)
-    expected_gamid = {**expected_td3, **{row: values[column] for row, values in TABLE_5.items()}}
-    for module, expected in ((td3, expected_td3), (gamid, expected_gamid)):
-        args = module.resolve_args(module.Args(env_id=f"{task}-v4"))
-        resolved = {field: getattr(args, field) for field in expected}
-        assert resolved == expected, module.__name__
+def test_presets_match_every_cell_of_tables_3_and_5():
+    for column, task in enumerate(TASKS):
+        expected_td3 = table_3_as_args(column)
+        expected_gamid = {**expected_td3, **{row: values[column] for row, values in TABLE_5.items()}}
+        for module, expected in ((td3, expected_td3), (gamid, expected_gamid)):
+            args = module.resolve_args(module.Args(env_id=f"{task}-v4"))
+            resolved = {field: getattr(args, field) for field in expected}
+            assert resolved == expected, f"{module.__name__}, {task}"
 
 
-def test_paper_preset_fills_unset_fields_and_flags_override(capsys):
-    args = gamid.resolve_args(gamid.Args(env_id="Walker2d-v3", batch_size=64))
+@pytest.mark.parametrize("module", [gamid, td3], ids=["gamid", "td3"])
+def test_paper_preset_fills_unset_fields_and_flags_override(module, capsys):
+    args = module.resolve_args(module.Args(env_id="Walker2d-v3", batch_size=64))
     assert "Walker2d-v3 needs mujoco-py" in capsys.readouterr().out
     assert args.env_id == "Walker2d-v4"
     assert args.batch_size == 64  # an explicit flag beats the preset (Table 3 says 100)
     assert args.learning_rate == 1e-3  # the rest of the column still fills in
-    other = gamid.resolve_args(gamid.Args(env_id="InvertedPendulum-v4"))
+    other = module.resolve_args(module.Args(env_id="InvertedPendulum-v4"))
     assert "not one of the paper's tasks" in capsys.readouterr().out
-    assert (other.learning_rate, other.n_actors, other.train_freq) == (3e-4, 2, "step")  # Hopper's column
+    assert (other.learning_rate, other.batch_size, other.train_freq) == (3e-4, 256, "step")  # Hopper's column
+    assert module is td3 or other.n_actors == 2
 
 
-def test_episode_schedule_trains_at_episode_end_as_many_steps_as_collected(tmp_path, monkeypatch):
-    calls = []
+@pytest.mark.parametrize("env_id", ["Swimmer-v4", "Hopper-v4"])
+def test_buffer_bootstraps_through_time_limits_and_the_episode_schedule_trains_at_episode_ends(
+    env_id, tmp_path, monkeypatch
+):
+    """Every transition stored, and every train_step call, of a short run with train_freq "episode"."""
+    stored, calls = [], []
+
+    class RecordingBuffer(gamid.ReplayBuffer):
+        def add(self, obs, action, reward, next_obs, terminated):
+            stored.append((np.array(obs), np.array(next_obs), bool(terminated)))
+            super().add(obs, action, reward, next_obs, terminated)
+
     real = gamid.train_step
+    monkeypatch.setattr(gamid, "ReplayBuffer", RecordingBuffer)
     monkeypatch.setattr(gamid, "train_step", lambda **kw: calls.append(kw["update_actor"]) or real(**kw))
-    gamid.main(
-        gamid.Args(
-            runs_dir=str(tmp_path),
-            **{
-                **TINY,
-                "env_id": "Swimmer-v4",
-                "total_timesteps": 1200,
-                "train_freq": "episode",
-                "gradient_steps": -1,
-                "save_model": False,
-            },
-        )
-    )
-    # Swimmer episodes last 1000 steps: nothing is trained until the first episode ends at step 1000, which
-    # brings 1000 gradient steps; the unfinished second episode brings none.
-    assert len(calls) == 1000
-    assert calls[:4] == [False, True, False, True]  # actor every policy_delay = 2 gradient steps
-
-
-def test_same_seed_gives_identical_logged_returns(tmp_path):
-    config = {**TINY, "save_model": False}
-    first = scalars(gamid.main(gamid.Args(runs_dir=str(tmp_path / "a"), **config)))
-    second = scalars(gamid.main(gamid.Args(runs_dir=str(tmp_path / "b"), **config)))
-    for tag in ("charts/episodic_return", "eval/episodic_return", "losses/qf_loss", "charts/sum_d_var"):
-        assert first[tag] == second[tag]
-    third = scalars(gamid.main(gamid.Args(runs_dir=str(tmp_path / "c"), **{**config, "seed": 2})))
-    assert first["charts/episodic_return"] != third["charts/episodic_return"]
+    swimmer = env_id == "Swimmer-v4"
+    config = dict(env_id=env_id, total_timesteps=1200 if swimmer else 1100, learning_starts=500 if swimmer else 1050)
+    config |= dict(train_freq="episode", gradient_steps=-1, eval_freq=1200, eval_episodes=1, save_model=False)
+    gamid.main(gamid.Args(runs_dir=str(tmp_path), **{**TINY, **config}))
+    ends = [not np.array_equal(next_obs, following[0]) for (_, next_obs, _), following in zip(stored, stored[1:])]
+    flags = [terminated for *_, terminated in stored[:-1]]
+    if swimmer:  # never terminates; the 1000-step time limit truncates: d = 0, so y bootstraps
+        assert ends.index(True) == 999 and sum(ends) == 1 and not any(flags)
+        # Nothing is trained until the first episode ends at step 1000, which brings 1000 gradient steps; the
+        # unfinished second episode brings none.
+        assert len(calls) == 1000
+        assert calls[:4] == [False, True, False, True]  # actor every policy_delay = 2 gradient steps
+    else:  # Hopper falls within the first 1000 steps, always by termination: d = 1 exactly at each episode end
+        assert sum(ends) > 5 and flags == ends
 
 
 BAD_MIXTURE = [
@@ -281,105 +285,39 @@ def test_bad_input_is_refused_before_training(module, override, sentence, tmp_pa
 
 @pytest.mark.parametrize("script", ["gamid_continuous_action.py", "td3_baseline.py"])
 def test_bad_input_from_the_command_line_exits_nonzero_without_traceback(script, tmp_path):
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, script), "--env-id", "CartPole-v1", "--runs-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script(script, "--env-id", "CartPole-v1", "--runs-dir", tmp_path, timeout=120)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("CartPole-v1 has a Discrete action space")
 
 
-def test_nan_loss_stops_the_run_naming_step_and_loss_after_saving_logs(tmp_path, monkeypatch):
-    real = gamid.train_step
+@pytest.mark.parametrize("module", [gamid, td3], ids=["gamid", "td3"])
+def test_nan_loss_stops_the_run_naming_step_and_loss_after_saving_logs(module, tmp_path, monkeypatch):
+    real = module.train_step
 
     def poisoned(**kwargs):
         stats = real(**kwargs)
         stats["losses/qf_loss"] = stats["losses/qf_loss"] * float("nan")
         return stats
 
-    monkeypatch.setattr(gamid, "train_step", poisoned)
+    monkeypatch.setattr(module, "train_step", poisoned)
     with pytest.raises(SystemExit) as exit_info:
-        gamid.main(gamid.Args(runs_dir=str(tmp_path), **TINY))
+        module.main(module.Args(runs_dir=str(tmp_path), **{**TINY, "total_timesteps": 800, "eval_freq": 800}))
     assert str(exit_info.value.code).startswith("losses/qf_loss is nan at step 750")
     run_dir = glob.glob(str(tmp_path / "*"))[0]
     assert "charts/episodic_return" in scalars(run_dir)  # what was logged before the stop is on disk
 
 
-@pytest.mark.parametrize("env_id", ["Swimmer-v4", "Hopper-v4"])
-def test_buffer_bootstraps_through_time_limits_and_never_spans_an_episode_boundary(env_id, tmp_path, monkeypatch):
-    stored = []
-
-    class RecordingBuffer(gamid.ReplayBuffer):
-        def add(self, obs, action, reward, next_obs, terminated):
-            stored.append((np.array(obs), np.array(next_obs), bool(terminated)))
-            super().add(obs, action, reward, next_obs, terminated)
-
-    monkeypatch.setattr(gamid, "ReplayBuffer", RecordingBuffer)
-    gamid.main(
-        gamid.Args(
-            runs_dir=str(tmp_path),
-            **{
-                **TINY,
-                "env_id": env_id,
-                "total_timesteps": 1100,
-                "learning_starts": 1050,
-                "eval_freq": 1100,
-                "eval_episodes": 1,
-                "save_model": False,
-            },
-        )
-    )
-    ends = [not np.array_equal(next_obs, following[0]) for (_, next_obs, _), following in zip(stored, stored[1:])]
-    flags = [terminated for *_, terminated in stored[:-1]]
-    if env_id == "Swimmer-v4":  # never terminates; the 1000-step time limit truncates: d = 0, so y bootstraps
-        assert ends.index(True) == 999 and sum(ends) == 1 and not any(flags)
-    else:  # Hopper falls within the first 1000 steps, always by termination: d = 1 exactly at each episode end
-        assert sum(ends) > 5 and flags == ends
-
-
-def renderer_works():
-    probe = (
-        "import gymnasium as gym; e = gym.make('InvertedPendulum-v4', render_mode='rgb_array'); "
-        "e.reset(seed=0); e.render()"
-    )
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
-    return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, timeout=120).returncode == 0
-
-
 def test_capture_video_records_evaluation_episodes(tmp_path):
-    if not renderer_works():
-        pytest.skip("no offscreen OpenGL here (apt-get install libosmesa6, or MUJOCO_GL=egl with a GPU)")
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
-    subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "gamid_continuous_action.py"),
-            "--env-id",
-            "InvertedPendulum-v4",
-            "--total-timesteps",
-            "600",
-            "--learning-starts",
-            "500",
-            "--batch-size",
-            "32",
-            "--net-arch",
-            "32",
-            "32",
-            "--eval-freq",
-            "300",
-            "--eval-episodes",
-            "2",
-            "--runs-dir",
-            str(tmp_path),
-            "--capture-video",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
+    env = {**ENV, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
+    probe = (
+        "import gymnasium as gym; e = gym.make('InvertedPendulum-v4', render_mode='rgb_array'); e.reset(); e.render()"
     )
+    if subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, timeout=120).returncode != 0:
+        pytest.skip("no offscreen OpenGL here (apt-get install libosmesa6, or MUJOCO_GL=egl with a GPU)")
+    flags = ["--env-id", "InvertedPendulum-v4", "--total-timesteps", "600", "--learning-starts", "500"]
+    flags += ["--batch-size", "32", "--net-arch", "32", "32", "--eval-freq", "300", "--eval-episodes", "2"]
+    result = run_script("gamid_continuous_action.py", *flags, "--runs-dir", tmp_path, "--capture-video", env=env)
+    assert result.returncode == 0, result.stderr
     videos = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "*" / "videos" / "*.mp4")))
     assert videos == [f"rl-video-episode-{i}.mp4" for i in range(4)]  # 2 evaluations x 2 episodes
