@@ -1,17 +1,12 @@
 """SACM: Soft Actor-Critic with a Gaussian-mixture actor (Baram et al., 2021); K = 1 is plain SAC.
 
-The stochastic-gradient counterpart of Gamid (Dey & Sharon, TMLR), Table 1's SAC and SACM columns. The actor
-is a tanh-squashed mixture of K Gaussians with per-state means and log-stds, trained by marginalized
-reparameterization on the exact mixture log-density; the twin critics and the automatic entropy tuning are
-SAC's (Haarnoja et al., 2018, as in Stable-Baselines3, which ran the paper's baselines). Same logging,
-evaluation and command line as gamid_continuous_action.py. Hyperparameters: the paper's Table 6 for SAC
-(`--n-components 1`) and Table 7 for SACM; the comments above the presets say where a table is silent and
-which Polyak rate is which.
+The SAC and SACM columns of Table 1 of Gamid (Dey & Sharon, TMLR): a tanh-squashed mixture of K Gaussians trained
+by marginalized reparameterization on the exact mixture log-density, with SAC's twin critics and automatic entropy
+tuning (Haarnoja et al., 2018, as in Stable-Baselines3, which ran the paper's baselines).
 
-    python sacm_baseline.py --env-id Walker2d-v3                    # SACM, K = 3
-    python sacm_baseline.py --env-id Walker2d-v3 --n-components 1   # SAC
-    python sacm_baseline.py --env-id Hopper-v4 --save-model         # then watch it:
-    python sacm_baseline.py --evaluate runs/<run>/sacm_baseline.model --capture-video
+    python sacm_baseline.py --env-id Walker2d-v3                    # SACM, K = 3 (Table 7)
+    python sacm_baseline.py --env-id Walker2d-v3 --n-components 1   # SAC (Table 6)
+    python sacm_baseline.py --evaluate runs/<run>/sacm_baseline.model
 """
 
 import json
@@ -20,6 +15,7 @@ import os
 import random
 import signal
 import time
+import warnings
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Literal, NamedTuple, Optional
@@ -32,216 +28,114 @@ import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
+# The paper's -v3 tasks run as -v4 on purpose (their model and reward on the maintained bindings): no nagging.
+warnings.filterwarnings("ignore", message=".*is out of date. You should consider upgrading to version `v5`")
+
 
 @dataclass
 class Args:
-    """SAC (--n-components 1) and SACM on MuJoCo. The task's preset (paper Table 6 for SAC, Table 7 for SACM)
-    fills every field left unset; the resolved values are printed at the start and saved to hyperparameters.json
-    in the run directory."""
+    """SAC (--n-components 1) or SACM on one MuJoCo task: the fields left None take the task's row of PRESETS."""
 
-    exp_name: str = os.path.basename(__file__)[: -len(".py")]
-    """the name of this experiment"""
-    seed: int = 1
-    """seed of the experiment"""
-    cuda: bool = True
-    """use a GPU when one is present (falls back to the CPU silently)"""
-    capture_video: bool = False
-    """record evaluation episodes to `videos/` with gymnasium's RecordVideo"""
-    save_model: bool = False
-    """save the actor, critics and entropy coefficient to the run directory at the end"""
-    runs_dir: str = "runs"
-    """where run directories are created"""
-
-    env_id: str = "HalfCheetah-v4"
-    """environment id; the paper's -v3 ids run on -v4 (same model, reward and observations)"""
-    n_components: int = 3
-    """number of Gaussians K (Table 7: 3); 1 is plain SAC and selects the Table 6 preset"""
-    learn_weights: bool = False
-    """learn state-dependent mixing weights (otherwise uniform, as Baram et al.)"""
-    total_timesteps: Optional[int] = None
-    """total environment steps (preset: Table 6, also for SACM: Table 7 prints none)"""
-    learning_rate: Optional[float] = None
-    """Adam learning rate of actor, critics and entropy coefficient (preset: Table 6 or 7)"""
-    buffer_size: int = 1_000_000
-    """replay buffer capacity (SB3's default; the tables print none)"""
-    gamma: Optional[float] = None
-    """discount factor (preset: Table 6, also for SACM: Table 7 prints none)"""
-    tau: Optional[float] = None
-    """Polyak rate of the target critics (preset: SAC 0.005, what the authors ran; SACM 0.05, Table 7)"""
-    batch_size: int = 256
-    """minibatch size (SB3's SAC default; Tables 6 and 7 print none)"""
-    learning_starts: int = 10_000
-    """uniform random actions and no updates before this step (Tables 6 and 7)"""
-    train_freq: Literal["step", "episode"] = "step"
-    """train after every env step (SB3 SAC's default, which the paper's runs used), or at each episode's end"""
-    gradient_steps: Optional[int] = None
-    """gradient steps per training round; -1 = one per env step collected in the round (preset: Table 6 or 7)"""
-    net_arch: tuple[int, ...] = (256, 256)
-    """hidden layer sizes of actor and critics (Tables 6 and 7)"""
-    autotune: bool = True
-    """learn the entropy coefficient alpha toward the target entropy -|A| (SB3's ent_coef 'auto')"""
-    ent_coef: float = 1.0
-    """alpha: its initial value with --autotune (as SB3's 'auto'), else fixed"""
-
-    eval_freq: int = 10_000
-    """greedy evaluation every this many env steps (and at the end)"""
-    eval_episodes: int = 10
-    """episodes per evaluation"""
-    log_freq: int = 1_000
-    """TensorBoard scalars every this many env steps"""
-
-    checkpoint_freq: int = 50_000
-    """write checkpoint.pt every this many env steps, at the end of an episode (0 = never)"""
-    resume: Optional[str] = None
-    """continue the run in this directory from its checkpoint.pt, with the run's saved hyperparameters"""
-    evaluate: Optional[str] = None
-    """watch a saved model or checkpoint: --eval-episodes greedy episodes, print mean +- std, train nothing"""
-    track: bool = False
-    """log the run to Weights & Biases (TensorBoard synced, hyperparameters as config, videos)"""
-    wandb_project_name: str = "gamid-pg"
-    """the Weights & Biases project"""
-    wandb_entity: Optional[str] = None
-    """the Weights & Biases team or user"""
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]  # the name of this experiment
+    seed: int = 1  # seed of the experiment
+    cuda: bool = True  # use a GPU when one is present
+    capture_video: bool = False  # record evaluation episodes to run_dir/videos (headless: MUJOCO_GL=egl or osmesa)
+    save_model: bool = False  # save the actor, critics and entropy coefficient to the run directory at the end
+    runs_dir: str = "runs"  # where run directories are created
+    env_id: str = "HalfCheetah-v4"  # environment id; the paper's -v3 ids run as -v4 (same model and reward)
+    n_components: int = 3  # the number K of Gaussians in the actor (Table 7); 1 is plain SAC (Table 6)
+    learn_weights: bool = False  # learn state-dependent mixing weights (otherwise uniform, as Baram et al.)
+    total_timesteps: Optional[int] = None  # total environment steps (preset)
+    learning_rate: Optional[float] = None  # Adam learning rate of actor, critics and entropy coefficient (preset)
+    buffer_size: int = 1_000_000  # replay buffer capacity (SB3's default; the tables print none)
+    gamma: Optional[float] = None  # discount factor (preset)
+    tau: Optional[float] = None  # Polyak rate of the target critics (preset)
+    batch_size: int = 256  # minibatch size (SB3 SAC's default; the tables print none)
+    learning_starts: int = 10_000  # uniform random actions and no updates before this step (Tables 6 and 7)
+    train_freq: Literal["step", "episode"] = "step"  # train after every env step (SB3 SAC's default) or episode
+    gradient_steps: Optional[int] = None  # per training round; -1: one per env step collected (preset)
+    net_arch: tuple[int, ...] = (256, 256)  # hidden layer sizes of actor and critics (Tables 6 and 7)
+    autotune: bool = True  # learn the entropy coefficient alpha toward the target entropy -|A| (SB3's "auto")
+    ent_coef: float = 1.0  # alpha: its initial value with --autotune, else fixed
+    eval_freq: int = 10_000  # greedy evaluation every this many env steps (and at the end)
+    eval_episodes: int = 10  # episodes per evaluation
+    log_freq: int = 1_000  # TensorBoard scalars every this many env steps
+    checkpoint_freq: int = 50_000  # checkpoint.pt every this many env steps, at an episode end (0: never)
+    resume: Optional[str] = None  # continue the run in this directory from its checkpoint.pt, with its hyperparameters
+    evaluate: Optional[str] = None  # watch a saved model or checkpoint for --eval-episodes greedy episodes
+    track: bool = False  # log the run to Weights & Biases
+    wandb_project_name: str = "gamid-pg"  # the Weights & Biases project
+    wandb_entity: Optional[str] = None  # the Weights & Biases team or user
 
 
-# Paper Table 6 (SAC hyperparameters, MuJoCo), one entry per column; --n-components 1 selects it.
-# Every column also prints learning_starts 1e4 and net_arch [256, 256] (defaults of Args). It prints no
-# batch_size or train_freq: SB3's SAC defaults ran (256, and one env step per training round; defaults of Args).
-# tau departs from the table on purpose: Table 6 prints 0.05, but the authors' configuration for SAC on MuJoCo
-# (rl-baselines3-zoo 1.6.2, sac.yml, which the paper's Appendix B names) sets no tau, so SB3's default 0.005
-# is what produced the paper's SAC numbers. Run --tau 0.05 for the printed value.
-PRESETS = {
-    "Swimmer": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.9999, tau=0.005),
-    "HalfCheetah": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.99, tau=0.005),
-    "Hopper": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.99, tau=0.005),
-    "Ant": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.99, tau=0.005),
-    "Walker2d": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.99, tau=0.005),
-    "Humanoid": dict(total_timesteps=2_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.99, tau=0.005),
-}
-
-# Paper Table 7 (SACM hyperparameters, MuJoCo), one entry per column; --n-components 2 or more selects it.
-# Every column also prints n_components 3, learning_starts 1e4 and net_arch [256, 256] (defaults of Args).
-# It prints no n_timesteps or gamma: Table 6's, for the same tasks. tau is 0.05 as printed (the authors'
-# SACM code is not public, so the table is all there is). gradient_steps -1 is SB3's "as many gradient steps
-# as env steps collected"; under SB3 SAC's default train_freq of one env step, that is one update per env
-# step, like the columns that print 1.
-SACM_PRESETS = {
-    "Swimmer": dict(total_timesteps=1_000_000, learning_rate=6e-4, gradient_steps=1, gamma=0.9999, tau=0.05),
-    "HalfCheetah": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=-1, gamma=0.99, tau=0.05),
-    "Hopper": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.99, tau=0.05),
-    "Ant": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=-1, gamma=0.99, tau=0.05),
-    "Walker2d": dict(total_timesteps=1_000_000, learning_rate=3e-4, gradient_steps=-1, gamma=0.99, tau=0.05),
-    "Humanoid": dict(total_timesteps=2_000_000, learning_rate=3e-4, gradient_steps=1, gamma=0.99, tau=0.05),
-}
+# Paper Table 6 (SAC, --n-components 1) and Table 7 (SACM). Table 7 prints neither total_timesteps nor gamma: Table 6's.
+# Shared cells (learning_starts, net_arch, ReLU, K = 3) are Args' defaults, as are SB3 SAC's batch_size and train_freq
+# (no table prints them). tau: 0.05 for SACM (Table 7) but 0.005 for SAC: Table 6 prints 0.05, yet the authors' SAC
+# config (rl-baselines3-zoo 1.6.2 sac.yml, Appendix B) sets none, so SB3's default made the paper's numbers (--tau 0.05
+# runs the printed value). gradient_steps -1: one per env step collected. Other envs take HalfCheetah's row.
+PRESETS = {  # total_timesteps, gamma, SAC: learning_rate, gradient_steps, SACM: learning_rate, gradient_steps
+    "Swimmer":     (1_000_000, 0.9999, 3e-4, 1, 6e-4, 1),
+    "HalfCheetah": (1_000_000, 0.99,   3e-4, 1, 3e-4, -1),
+    "Hopper":      (1_000_000, 0.99,   3e-4, 1, 3e-4, 1),
+    "Ant":         (1_000_000, 0.99,   3e-4, 1, 3e-4, -1),
+    "Walker2d":    (1_000_000, 0.99,   3e-4, 1, 3e-4, -1),
+    "Humanoid":    (2_000_000, 0.99,   3e-4, 1, 3e-4, 1),
+}  # fmt: skip
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SB3's SAC clamp (the paper's baselines are SB3)
 
 
-def resolve_env_id(env_id: str) -> str:
-    """Map the paper's -v3 ids (mujoco-py, no longer installable) to -v4; reject unknown ids."""
-    task, _, version = env_id.rpartition("-")
-    if task in PRESETS and version == "v3":
-        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
-        return f"{task}-v4"
-    if env_id not in gym.registry:
-        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
-        raise SystemExit(
-            f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
-            "(other registered Box-action envs also run)."
-        )
-    return env_id
-
-
 def resolve_args(args: Args) -> Args:
-    """Fill every field left unset from the task's column of Table 6 (K = 1) or 7, then check the values."""
+    """Fill the fields left None from the task's row of PRESETS, then refuse values that would train wrong."""
     args.env_id = resolve_env_id(args.env_id)
-    if args.n_components < 1:
-        raise SystemExit(f"--n-components must be at least 1, got {args.n_components}.")
-    task = args.env_id.rpartition("-")[0]
-    if args.n_components == 1:
-        table, presets = "Table 6 (SAC)", PRESETS
-    else:
-        table, presets = "Table 7 (SACM)", SACM_PRESETS
-    if task in presets:
-        print(f"{args.env_id} with K = {args.n_components}: unset hyperparameters from the paper's {table}.")
-    else:
-        print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters from HalfCheetah's {table}.")
-    for field, value in presets.get(task, presets["HalfCheetah"]).items():
+    task, sac = args.env_id.rpartition("-")[0], args.n_components == 1
+    if task not in PRESETS:
+        print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters take HalfCheetah's row.")
+    row = PRESETS.get(task, PRESETS["HalfCheetah"])
+    preset = (*row[:2], *row[2:4], 0.005) if sac else (*row[:2], *row[4:], 0.05)
+    for field, value in zip(("total_timesteps", "gamma", "learning_rate", "gradient_steps", "tau"), preset):
         if getattr(args, field) is None:
             setattr(args, field, value)
-    problems = [
-        (
-            args.batch_size > args.buffer_size,
-            f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}.",
-        ),
-        (
-            args.total_timesteps <= args.learning_starts,
-            f"--total-timesteps {args.total_timesteps} must exceed --learning-starts {args.learning_starts}, "
-            "or nothing is trained.",
-        ),
-        (
-            args.gradient_steps == 0 or args.gradient_steps < -1,
-            "--gradient-steps must be positive, or -1 for one per env step.",
-        ),
+    for failed, sentence in [
+        (args.n_components < 1, f"--n-components must be at least 1, got {args.n_components}."),
+        (args.batch_size > args.buffer_size, f"--batch-size {args.batch_size} exceeds --buffer-size."),
+        (args.total_timesteps <= args.learning_starts, "--total-timesteps must exceed --learning-starts."),
+        (args.gradient_steps == 0 or args.gradient_steps < -1, "--gradient-steps must be positive, or -1."),
         (not 0 < args.tau <= 1, f"--tau must lie in (0, 1], got {args.tau}."),
         (args.ent_coef <= 0, f"--ent-coef must be positive, got {args.ent_coef}."),
-        (args.checkpoint_freq < 0, f"--checkpoint-freq must be 0 (never) or positive, got {args.checkpoint_freq}."),
-        (
-            min(args.batch_size, args.eval_freq, args.eval_episodes, args.log_freq) < 1,
-            "--batch-size, --eval-freq, --eval-episodes and --log-freq must be positive.",
-        ),
-    ]
-    for failed, sentence in problems:
+        (min(args.batch_size, args.eval_freq, args.eval_episodes, args.log_freq) < 1, "--batch-size, --eval-freq, "
+         "--eval-episodes and --log-freq must be positive."),
+    ]:  # fmt: skip
         if failed:
             raise SystemExit(sentence)
     return args
 
 
-@torch.no_grad()
-def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Target networks trail the trained ones: target <- (1 - tau) target + tau source (TD3, SAC)."""
-    # A plain loop is cheap: each ensemble keeps a whole layer of all its members in one tensor.
-    for target_param, param in zip(target.parameters(), source.parameters()):
-        target_param.lerp_(param, tau)
-
-
 class EnsembleMLP(nn.Module):
-    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a Python loop over members.
-
-    Input (n, B, in), or (1, B, in) broadcast to every member; output (n, B, out). Each member is initialised
-    like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
-    """
+    """`n` ReLU MLPs in one batched matmul per layer: (n or 1, B, in) -> (n, B, out); `members=m`: the first m only."""
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
         super().__init__()
-        dims = (in_dim, *hidden, out_dim)
+        layers = list(zip((in_dim, *hidden), (*hidden, out_dim)))  # (fan_in, fan_out) of each layer
         # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
-        self.weights = nn.ParameterList()
-        for fan_in, fan_out in zip(dims, dims[1:]):
-            bound = fan_in**-0.5
-            self.weights.append(nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)))
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(dims, dims[1:]):
-            bound = fan_in**-0.5
-            self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
+        weights = [
+            torch.empty(n, fan_in, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers
+        ]
+        biases = [torch.empty(n, 1, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers]
+        self.weights = nn.ParameterList(weights)
+        self.biases = nn.ParameterList(biases)
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
-        if members is None:
-            members = len(self.weights[0])
+        members = members or len(self.weights[0])
         x = x.expand(members, -1, -1)
-        last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
-            if layer < last:
+            if layer < len(self.weights) - 1:
                 x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
 
 class MixtureActor(nn.Module):
-    """pi(.|s): a mixture of K Gaussians squashed by tanh into the [-1, 1] action scale.
-
-    One ReLU trunk and one linear head for all K means, K log-stds and, with `learn_weights`, K
-    mixing logits. Without them the weights are uniform, 1/K (Baram et al.).
-    """
+    """pi(.|s): K Gaussians, uniform mixing weights (Baram et al.) unless learned, squashed by tanh into [-1, 1]."""
 
     def __init__(self, n_components: int, obs_dim: int, act_dim: int, hidden: tuple[int, ...], learn_weights=False):
         super().__init__()
@@ -281,12 +175,8 @@ class TwinQ(nn.Module):
 def mixture_log_prob(
     u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch.Tensor
 ) -> torch.Tensor:
-    """Exact log pi(tanh(u)|s) of the squashed mixture, from the pre-squash sample u = atanh(a).
-
-    u (..., B, act) with any leading axes; mean, log_std (K, B, act); log_weights (K, B) -> (..., B).
-    logsumexp_j(log w_j + log N(u; mu_j, sigma_j)) - sum_d log(1 - tanh(u_d)^2), the last term in the
-    overflow-free form 2 (log 2 - u - softplus(-2u)).
-    """
+    """Exact log pi(tanh(u)|s) of the squashed mixture: u (..., B, act), mean, log_std (K, B, act), log_weights (K, B).
+    logsumexp_j(log w_j + log N(u; mu_j, sigma_j)) - sum_d log(1 - tanh(u_d)^2), overflow-free -> (..., B)."""
     z = (u.unsqueeze(-3) - mean) / log_std.exp()  # (..., K, B, act)
     log_normal = (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * u.shape[-1]
     log_det = (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
@@ -294,10 +184,7 @@ def mixture_log_prob(
 
 
 def sample_mixture(mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
-    """A pre-squash action u (B, act) per state: component c ~ Categorical(w), u = mu_c + sigma_c eps.
-
-    The component is drawn by the Gumbel-max trick (no host sync).
-    """
+    """A pre-squash action u (B, act) per state: c ~ Categorical(w) by Gumbel-max, u = mu_c + sigma_c eps; no sync."""
     gumbel = -torch.empty_like(log_weights).exponential_().log()  # Gumbel(0, 1): minus the log of an Exp(1) draw
     c = (log_weights + gumbel).argmax(0)  # (B,)
     u = mean + log_std.exp() * torch.randn_like(mean)  # (K, B, act): every component samples, c picks one
@@ -306,11 +193,7 @@ def sample_mixture(mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch
 
 @torch.no_grad()
 def greedy_mixture_action(actor: MixtureActor, qf: TwinQ, obs: torch.Tensor) -> torch.Tensor:
-    """The greedy action: tanh of the component mean with the highest Q1 (the rule Gamid evaluates with).
-
-    obs (B, obs) -> actions (B, act) in the [-1, 1] scale. An argmax, not a sample: it draws from no random
-    stream, so evaluating more or less often cannot change a training run.
-    """
+    """tanh of the component mean with the highest Q1 (Gamid's greedy rule), (B, obs) -> (B, act); draws nothing."""
     means = torch.tanh(actor(obs)[0])  # (K, B, act)
     best = qf(obs, means, members=1)[0].argmax(0)  # (B,)
     return means[best, torch.arange(obs.shape[0], device=obs.device)]
@@ -326,13 +209,8 @@ def policy_action(actor: MixtureActor, obs: np.ndarray, device: torch.device) ->
 
 
 def actor_loss(actor: MixtureActor, qf: TwinQ, obs: torch.Tensor, alpha: torch.Tensor):
-    """Marginalized reparameterization (Baram et al.): sum_i w_i mean_s[alpha log pi(a_i|s) - min_k Q_k(s, a_i)].
-
-    a_i = tanh(mu_i + sigma_i eps_i) is one reparameterized sample of each component, so every
-    component gets gradient; learned weights get it through w_i and log pi. Returns the loss, the
-    mixture entropy estimate -sum_i w_i mean_s log pi(a_i|s) (detached), and the weights (K, B) and
-    stds (K, B, act) for diagnostics.
-    """
+    """Marginalized reparameterization (Baram et al.): sum_i w_i mean_s[alpha log pi(a_i|s) - min_k Q_k(s, a_i)], one
+    a_i = tanh(mu_i + sigma_i eps_i) per component, so each gets gradient. -> loss, entropy, weights (K, B), stds."""
     mean, log_std, log_weights = actor(obs)
     u = mean + log_std.exp() * torch.randn_like(mean)  # (K, B, act)
     log_prob = mixture_log_prob(u, mean, log_std, log_weights)  # (K, B)
@@ -359,10 +237,7 @@ class ReplayBuffer:
     """FIFO of transitions as tensors on the training device. Actions are stored in the [-1, 1] scale."""
 
     def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
-        self.size = size
-        self.pos = 0  # where the next transition goes
-        self.full = False
-        self.device = device
+        self.size, self.pos, self.full, self.device = size, 0, False, device  # pos: where the next transition goes
         self.obs = torch.zeros(size, obs_dim, device=device)
         self.actions = torch.zeros(size, act_dim, device=device)
         self.rewards = torch.zeros(size, device=device)
@@ -370,32 +245,24 @@ class ReplayBuffer:
         self.terminated = torch.zeros(size, device=device)
 
     def add(self, obs, action, reward, next_obs, terminated):
-        self.obs[self.pos] = torch.as_tensor(obs, dtype=torch.float32)
-        self.actions[self.pos] = torch.as_tensor(action, dtype=torch.float32)
-        self.rewards[self.pos] = torch.as_tensor(reward, dtype=torch.float32)
-        self.next_obs[self.pos] = torch.as_tensor(next_obs, dtype=torch.float32)
-        self.terminated[self.pos] = torch.as_tensor(terminated, dtype=torch.float32)
+        for name, value in zip(Batch._fields, (obs, action, reward, next_obs, terminated)):
+            getattr(self, name)[self.pos] = torch.as_tensor(value, dtype=torch.float32)
         self.pos = (self.pos + 1) % self.size
         self.full = self.full or self.pos == 0
 
     def sample(self, batch_size: int) -> Batch:
-        stored = self.size if self.full else self.pos
-        idx = torch.randint(0, stored, (batch_size,), device=self.device)
-        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
+        idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
+        return Batch(*(getattr(self, name)[idx] for name in Batch._fields))
 
     def state_dict(self) -> dict:
-        """The filled part of the buffer and the write position, for checkpoints."""
-        state = {"pos": self.pos, "full": self.full}
-        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
-            data = getattr(self, name)
-            # torch.save writes a slice's whole storage: copy out the filled part unless it is all of it.
-            state[name] = data if self.full else data[: self.pos].clone()
-        return state
+        """The write position and the filled part, copied out (torch.save writes a slice's whole storage)."""
+        stored = {name: getattr(self, name) for name in Batch._fields}
+        filled = stored if self.full else {name: data[: self.pos].clone() for name, data in stored.items()}
+        return {"pos": self.pos, "full": self.full, **filled}
 
     def load_state_dict(self, state: dict) -> None:
-        self.pos = state["pos"]
-        self.full = state["full"]
-        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+        self.pos, self.full = state["pos"], state["full"]
+        for name in Batch._fields:
             getattr(self, name)[: len(state[name])] = state[name]
 
 
@@ -414,13 +281,9 @@ def soft_td_target(
 def train_step(
     actor, qf, qf_target, log_alpha, actor_optimizer, q_optimizer, alpha_optimizer, batch: Batch, args: Args
 ) -> dict:
-    """One SAC(M) gradient step: critics, actor, entropy coefficient, then Polyak averaging of the critics.
+    """One SAC(M) gradient step: critics, actor, entropy coefficient (alpha_optimizer None: fixed), Polyak averaging.
 
-    log_alpha is a scalar tensor (requires_grad with --autotune); alpha_optimizer is None for a fixed
-    alpha. Uses args.gamma and args.tau; the target entropy is -|A| = -batch.actions.shape[1].
-    Returns detached diagnostics (no host sync).
-    benchmarks/sps.py times this function and the buffer's `sample` by name: keep both names in a fork.
-    """
+    Returns detached diagnostics (no host sync). benchmarks/sps.py times it and the buffer's `sample` by name."""
     alpha = log_alpha.detach().exp()  # the value before this step's alpha update, in every loss (as SB3)
     q = qf(batch.obs, batch.actions)  # (2, B)
     y = soft_td_target(actor, qf_target, batch, alpha, args.gamma)
@@ -456,33 +319,26 @@ def train_step(
     return stats
 
 
-def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """[-1, 1] -> the env's [low, high]."""
-    return space.low + (action + 1) * 0.5 * (space.high - space.low)
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Target networks trail the trained ones: target <- (1 - tau) target + tau source (TD3, SAC)."""
+    for target_param, param in zip(target.parameters(), source.parameters()):
+        target_param.lerp_(param, tau)
 
 
-def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """The env's [low, high] -> [-1, 1]."""
-    return 2 * (action - space.low) / (space.high - space.low) - 1
-
-
-def evaluate(actor: MixtureActor, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device, seed: int):
-    """Returns of the greedy action (see greedy_mixture_action), no sampling; episode i starts from seed + i.
-
-    The post-training performance of the paper's Table 1.
-    """
-    returns = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
-        done, total = False, 0.0
-        while not done:
-            obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            action = greedy_mixture_action(actor, qf, obs[None])[0].cpu().numpy()
-            obs, reward, terminated, truncated, _ = env.step(to_env_action(action, env.action_space))
-            done = terminated or truncated
-            total += float(reward)
-        returns.append(total)
-    return returns
+def resolve_env_id(env_id: str) -> str:
+    """Map the paper's -v3 ids (mujoco-py, no longer installable) to -v4; reject unknown ids."""
+    task, _, version = env_id.rpartition("-")
+    if task in PRESETS and version == "v3":
+        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
+        return f"{task}-v4"
+    if env_id not in gym.registry:
+        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
+        raise SystemExit(
+            f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
+            "(other registered Box-action envs also run)."
+        )
+    return env_id
 
 
 def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env:
@@ -501,165 +357,120 @@ def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env
     return env
 
 
+def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """[-1, 1] -> the env's [low, high]."""
+    return space.low + (action + 1) * 0.5 * (space.high - space.low)
+
+
+def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """The env's [low, high] -> [-1, 1]."""
+    return 2 * (action - space.low) / (space.high - space.low) - 1
+
+
+def evaluate(actor: MixtureActor, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device, seed: int):
+    """Returns of the greedy action, episode i from seed + i: the post-training performance of Table 1."""
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
+        done, total = False, 0.0
+        while not done:
+            action = greedy_mixture_action(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+            obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0].cpu().numpy(), env.action_space))
+            done, total = terminated or truncated, total + float(reward)
+        returns.append(total)
+    return returns
+
+
 def main(args: Args) -> str:
     """Train SACM (SAC for K = 1); returns the run directory."""
-    if args.evaluate:
+    if args.evaluate:  # run control
         return watch(args)
-    checkpoint = None
-    if args.resume:
-        args = resume_args(args)
-        checkpoint = load_checkpoint(args.resume)
-        if checkpoint["step"] >= args.total_timesteps:
-            print(f"{args.resume} already finished at step {checkpoint['step']}; nothing to do.")
-            return args.resume
-    args = resolve_args(args)
+    args = resolve_args(resume_args(args) if args.resume else args)  # run control: resume_args
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = args.resume or os.path.join(args.runs_dir, run_name)
-    video_dir = os.path.join(run_dir, "videos") if args.capture_video else None
     env = make_env(args.env_id, args.seed)
-    eval_env = make_env(args.env_id, args.seed, video_dir)
+    eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
 
+    # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
-    if args.track:
-        start_tracking(args, run_name=os.path.basename(run_dir))
-    writer = SummaryWriter(run_dir, purge_step=checkpoint["step"] + 1 if checkpoint else None)
-    hyperparameters = asdict(args)
-    if not checkpoint:
-        table = "\n".join(f"|{key}|{value}|" for key, value in hyperparameters.items())
-        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
-        with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
-            json.dump(hyperparameters, f, indent=2)
-    print("hyperparameters: " + ", ".join(f"{key}={value}" for key, value in hyperparameters.items()))
 
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     actor = MixtureActor(args.n_components, obs_dim, act_dim, args.net_arch, args.learn_weights).to(device)
     qf = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
     qf_target = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
     qf_target.load_state_dict(qf.state_dict())
-    log_alpha = torch.tensor(math.log(args.ent_coef), device=device, requires_grad=args.autotune)
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
-    q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
+    log_alpha = nn.Parameter(torch.tensor(math.log(args.ent_coef), device=device), requires_grad=args.autotune)
     alpha_optimizer = torch.optim.Adam([log_alpha], lr=args.learning_rate, fused=True) if args.autotune else None
+    learner = dict(actor=actor, qf=qf, qf_target=qf_target, log_alpha=log_alpha, alpha_optimizer=alpha_optimizer,
+                   actor_optimizer=torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True),
+                   q_optimizer=torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True))  # fmt: skip
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+    # The training state, saved and restored whole by the run control (step: the last checkpoint's). A fork that adds
+    # a network or an optimizer adds it to `learner` (train_step's arguments) or here.
+    state = dict(learner, rb=rb, stats={}, recent_returns=deque(maxlen=10), step=0, args=asdict(args))
 
-    parts = {"actor": actor, "qf": qf, "qf_target": qf_target, "rb": rb}  # saved in checkpoints by state_dict()
-    parts |= {"actor_optimizer": actor_optimizer, "q_optimizer": q_optimizer}
-    if alpha_optimizer is not None:
-        parts["alpha_optimizer"] = alpha_optimizer
+    if args.resume and load_checkpoint(args.resume, state, [env])["step"] >= args.total_timesteps:  # run control
+        print(f"{args.resume} already finished at step {state['step']}; nothing to do.")
+        return run_dir
+    catch_stop_signals()  # run control
+    if args.track:  # run control
+        start_tracking(args, os.path.basename(run_dir))
+    writer = SummaryWriter(run_dir, purge_step=state["step"] + 1 if args.resume else None)
+    if not args.resume:
+        table = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
+        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
+        with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
+            json.dump(asdict(args), f, indent=2)
+    print("hyperparameters: " + ", ".join(f"{key}={value}" for key, value in asdict(args).items()))
 
-    recent_returns = deque(maxlen=10)
-    stats, episode_steps, last_checkpoint = {}, 0, 0
-    if checkpoint:  # continue from the checkpoint: every state the loop carries, the random streams too
-        for name, part in parts.items():
-            part.load_state_dict(checkpoint[name])
-        with torch.no_grad():
-            log_alpha.copy_(checkpoint["log_alpha"])
-        stats = {tag: value.to(device) for tag, value in checkpoint["stats"].items()}
-        recent_returns.extend(checkpoint["recent_returns"])
-        last_checkpoint = checkpoint["step"]
-        restore_random_states(checkpoint["random"], [env])
-        obs, _ = env.reset()  # no seed: it draws from the restored env generator, as the uninterrupted run did
-        start_step = checkpoint["step"] + 1
-    else:
-        obs, _ = env.reset(seed=args.seed)
-        start_step = 1
+    stats, recent_returns, start = state["stats"], state["recent_returns"], state["step"]
+    start_time, marks = time.time(), deque([(time.time(), start)], maxlen=12)
+    obs, _ = env.reset(seed=None if args.resume else args.seed)  # resumed: from the restored env generator
+    for global_step in range(start + 1, args.total_timesteps + 1):
+        # Act: before learning_starts uniformly at random, then a sample of the squashed mixture.
+        if global_step <= args.learning_starts:
+            action = from_env_action(env.action_space.sample(), env.action_space)
+        else:
+            action = policy_action(actor, obs, device)
+        next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
+        rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through time limits
+        obs, episode_over = next_obs, terminated or truncated
+        if episode_over:
+            recent_returns.append(float(info["episode"]["r"]))
+            writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
+            writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
 
-    def everything(step: int) -> dict:
-        """What the loop carries from one step to the next, for checkpoint.pt (taken at an episode's end)."""
-        state = {name: part.state_dict() for name, part in parts.items()}
-        state["log_alpha"] = log_alpha.detach().cpu()
-        state["stats"] = {tag: value.cpu() for tag, value in stats.items()}
-        state["recent_returns"] = list(recent_returns)
-        state["step"] = step
-        state["random"] = random_states([env])  # python, numpy, torch, the env's and its action space's
-        state["args"] = asdict(args)
-        return state
+        # ALGO LOGIC: train after every env step or, as SB3's train_freq=(1, "episode"), at each episode's end;
+        # gradient_steps -1 is one gradient step per env step collected since the last round.
+        if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
+            collected = 1 if args.train_freq == "step" else info["episode"]["l"]  # env steps since the last round
+            for _ in range(args.gradient_steps if args.gradient_steps > 0 else collected):
+                stats |= train_step(**learner, batch=rb.sample(args.batch_size), args=args)
 
-    start_time = last_print = time.time()
-    with StopSignal() as stop:
-        for global_step in range(start_step, args.total_timesteps + 1):
-            # Act: before learning_starts uniformly at random, then a sample of the squashed mixture.
-            if global_step <= args.learning_starts:
-                action = from_env_action(env.action_space.sample(), env.action_space)
-            else:
-                action = policy_action(actor, obs, device)
-            next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
-            rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through time limits
-            obs = next_obs
-            episode_steps += 1
-            episode_over = terminated or truncated
-            if episode_over:
-                recent_returns.append(float(info["episode"]["r"]))
-                writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
-                writer.add_scalar("charts/episodic_length", info["episode"]["l"], global_step)
+        if global_step % args.log_freq == 0 and stats:
+            values = {tag: value.item() for tag, value in stats.items()}
+            if bad := [tag for tag, value in values.items() if not np.isfinite(value)]:  # diverged: stop, naming it
+                writer.close()
+                raise SystemExit(f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs in {run_dir}).")
+            for tag, value in values.items():
+                writer.add_scalar(tag, value, global_step)
+            writer.add_scalar("charts/SPS", (global_step - start) / (time.time() - start_time), global_step)
+        if time.time() - marks[-1][0] > 5:  # run control
+            print(progress_line(global_step, args.total_timesteps, marks, recent_returns))
 
-            # Train after every env step or, as SB3's train_freq=(1, "episode"), at each episode's end.
-            if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
-                if args.gradient_steps > 0:
-                    n_gradient_steps = args.gradient_steps
-                elif args.train_freq == "step":
-                    n_gradient_steps = 1  # -1: one gradient step per env step collected, here one
-                else:
-                    n_gradient_steps = episode_steps  # -1: one gradient step per env step of the episode
-                for _ in range(n_gradient_steps):
-                    stats |= train_step(
-                        actor=actor,
-                        qf=qf,
-                        qf_target=qf_target,
-                        log_alpha=log_alpha,
-                        actor_optimizer=actor_optimizer,
-                        q_optimizer=q_optimizer,
-                        alpha_optimizer=alpha_optimizer,
-                        batch=rb.sample(args.batch_size),
-                        args=args,
-                    )
+        if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+            returns = evaluate(actor, qf, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
+            writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+            print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
 
-            if global_step % args.log_freq == 0 and stats:
-                values = {tag: value.item() for tag, value in stats.items()}
-                bad = [tag for tag, value in values.items() if not np.isfinite(value)]
-                if bad:
-                    writer.close()
-                    raise SystemExit(
-                        f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir})."
-                    )
-                for tag, value in values.items():
-                    writer.add_scalar(tag, value, global_step)
-                sps = (global_step - start_step + 1) / (time.time() - start_time)
-                writer.add_scalar("charts/SPS", sps, global_step)
-            if time.time() - last_print > 5:
-                last_print = time.time()
-                print(progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns))
+        if episode_over or global_step == args.total_timesteps:  # run control: checkpoint when due, exit 75 if asked
+            checkpoint(run_dir, state, [env], global_step, args, writer)
+        if episode_over:
+            obs, _ = env.reset()  # after the checkpoint: a resumed run's reset draws the same start
 
-            if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
-                returns = evaluate(actor, qf, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
-                writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
-                print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
-
-            if episode_over:
-                episode_steps = 0
-                due = args.checkpoint_freq and global_step - last_checkpoint >= args.checkpoint_freq
-                if due or stop.received:
-                    writer.flush()  # the logs up to this step are on disk before the checkpoint says so
-                    save_checkpoint(everything(global_step), run_dir)
-                    last_checkpoint = global_step
-                if stop.received:
-                    writer.close()
-                    env.close()
-                    eval_env.close()
-                    if args.track:
-                        finish_tracking(None)
-                    script = os.path.relpath(__file__)
-                    print(f"interrupted at step {global_step}; resume with: python {script} --resume {run_dir}")
-                    raise SystemExit(INTERRUPTED_EXIT_CODE)
-                obs, _ = env.reset()  # after the checkpoint: a resumed run's reset draws the same start
-
-    if args.checkpoint_freq and last_checkpoint < args.total_timesteps:
-        writer.flush()
-        save_checkpoint(everything(args.total_timesteps), run_dir)  # so that --resume says "finished"
     if args.save_model:
         path = os.path.join(run_dir, f"{args.exp_name}.model")
         model = {"actor": actor.state_dict(), "qf": qf.state_dict(), "log_alpha": log_alpha.detach().cpu()}
@@ -668,170 +479,119 @@ def main(args: Args) -> str:
     env.close()
     eval_env.close()
     writer.close()
-    if args.track:
-        finish_tracking(video_dir)
     return run_dir
 
 
 # ==============================================================================================================
-# Run control: checkpoints, signals, resume, tracking. Not part of the algorithm: a fork may delete this section
-# and the few lines of main() that call it.
+# Run control: checkpoints, stop signals, --resume, --evaluate, --track, the progress line. Not the algorithm: a fork
+# may delete this section and the lines of main() marked "# run control".
 # ==============================================================================================================
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL ("try again later"): benchmarks/reproduce.py resumes runs that exit so
+STOP = []  # stop signals received: the loop checkpoints at the end of the episode and exits
 
 
-class StopSignal:
-    """Remembers a SIGTERM, SIGUSR1 or SIGINT, so the loop can finish its episode and checkpoint before exiting."""
+def catch_stop_signals() -> None:
+    """SIGTERM, SIGUSR1 (SLURM's warning before a time limit) and SIGINT ask the loop to checkpoint and exit."""
 
-    def __init__(self):
-        self.received = None
-        self.previous_handlers = {}
+    def handle(signum, frame):
+        STOP.append(signal.Signals(signum).name)
+        print(f"{STOP[-1]} received: finishing this episode, then saving a checkpoint.", flush=True)
 
-    def __enter__(self):
-        for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
-            self.previous_handlers[signum] = signal.signal(signum, self.handle)
-        return self
-
-    def handle(self, signum, frame):
-        if self.received and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once, without a checkpoint
-        self.received = signal.Signals(signum).name
-        print(f"{self.received} received: finishing this episode, then saving a checkpoint.", flush=True)
-
-    def __exit__(self, *exception):
-        for signum, handler in self.previous_handlers.items():
-            signal.signal(signum, handler)
+    STOP.clear()
+    for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+        signal.signal(signum, handle)
 
 
-def random_states(envs: list) -> dict:
-    """Every random stream a run draws from: Python, NumPy, torch (CPU and GPU), each env and its action space."""
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "envs": [env.unwrapped.np_random.bit_generator.state for env in envs],
-        "action_spaces": [env.action_space.np_random.bit_generator.state for env in envs],
-    }
+def checkpoint(run_dir: str, state: dict, envs: list, step: int, args, writer) -> None:
+    """At an episode's end, every --checkpoint-freq steps, at the last step and when asked to stop: write the training
+    state (objects by their state_dict()) and every random stream to run_dir/checkpoint.pt; exit 75 if asked to stop."""
+    finished = step == args.total_timesteps
+    if not (STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq)):
+        return
+    state["step"] = step
+    saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
+    saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()]
+    saved["random"] += [(env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
+                        for env in envs]  # fmt: skip
+    writer.flush()  # what was logged up to this step is on disk before the checkpoint
+    torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
+    os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
+    if STOP and not finished:
+        writer.close()
+        print(f"interrupted at step {step}; resume with: python {os.path.relpath(__file__)} --resume {run_dir}")
+        raise SystemExit(INTERRUPTED_EXIT_CODE)
 
 
-def restore_random_states(states: dict, envs: list) -> None:
-    """Put every random stream back where random_states() found it."""
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    for env, env_state, space_state in zip(envs, states["envs"], states["action_spaces"]):
+def load_checkpoint(path: str, state: Optional[dict] = None, envs: list = ()) -> dict:
+    """Read a run directory's checkpoint.pt (or the file); with `state`, put it and every random stream back."""
+    path = os.path.join(path, "checkpoint.pt") if os.path.isdir(path) else path
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)  # ours: random states, hyperparameters
+    except Exception as error:
+        raise SystemExit(f"{path} cannot be read ({type(error).__name__}); runs write one every --checkpoint-freq.")
+    if state is None:
+        return saved
+    for name, value in state.items():
+        if hasattr(value, "load_state_dict"):
+            value.load_state_dict(saved[name])
+        elif isinstance(value, torch.Tensor):
+            value.data.copy_(saved[name])  # in place: an optimizer may hold it (log_alpha)
+        else:
+            state[name] = saved[name]
+    python, numpy, cpu, *env_states = saved["random"]
+    random.setstate(python)
+    np.random.set_state(numpy)
+    torch.set_rng_state(cpu)
+    for env, (env_state, space_state) in zip(envs, env_states):
         env.unwrapped.np_random.bit_generator.state = env_state
         env.action_space.np_random.bit_generator.state = space_state
-
-
-def save_checkpoint(state: dict, run_dir: str) -> None:
-    """Write run_dir/checkpoint.pt atomically: a crash during the write leaves the previous checkpoint whole."""
-    path = os.path.join(run_dir, "checkpoint.pt")
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # a rename is atomic on POSIX file systems
-
-
-def load_checkpoint(path: str) -> dict:
-    """A run directory's checkpoint.pt (or the file itself); one sentence and a non-zero exit if it is unusable."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "checkpoint.pt")
-    if not os.path.exists(path):
-        raise SystemExit(f"There is no checkpoint at {path}; runs write one every --checkpoint-freq steps.")
-    try:
-        # weights_only=False: the file holds random states and hyperparameters, and we wrote it ourselves.
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise SystemExit(f"{path} cannot be read ({type(error).__name__}): it is truncated or corrupt.")
+    return saved
 
 
 def resume_args(args):
-    """The hyperparameters saved in args.resume; a flag given now that contradicts them is refused."""
-    path = os.path.join(args.resume, "hyperparameters.json")
-    if not os.path.exists(path):
+    """--resume RUN_DIR continues with the run's saved hyperparameters; other flags given with it are ignored."""
+    try:
+        with open(os.path.join(args.resume, "hyperparameters.json")) as f:
+            saved = {name: tuple(value) if isinstance(value, list) else value for name, value in json.load(f).items()}
+    except OSError:
         raise SystemExit(f"{args.resume} is not a run directory of this script (no hyperparameters.json).")
-    with open(path) as f:
-        saved = json.load(f)
-    defaults = asdict(type(args)())
-    for name, value in asdict(args).items():
-        as_saved = json.loads(json.dumps(value))  # tuples become lists, as in the file
-        changed = value != defaults[name] and as_saved != saved.get(name)
-        if name not in ("resume", "evaluate") and changed:
-            raise SystemExit(f"--{name.replace('_', '-')} {value} conflicts with the run's saved value {saved[name]}.")
-    fields = {name: tuple(value) if isinstance(value, list) else value for name, value in saved.items()}
-    return type(args)(**{**fields, "resume": args.resume})
+    print(f"resuming {args.resume} with its saved hyperparameters")
+    return type(args)(**{**saved, "resume": args.resume})
 
 
 def start_tracking(args, run_name: str) -> None:
     """Log to Weights & Biases as CleanRL does; call before creating the SummaryWriter, which it syncs."""
     import wandb  # imported only with --track
 
-    wandb.init(
-        project=args.wandb_project_name,
-        entity=args.wandb_entity,
-        name=run_name,
-        id=run_name.replace(".", "-"),  # a resumed run continues the same W&B run
-        resume="allow",
-        config=asdict(args),
-        sync_tensorboard=True,
-        save_code=True,
-    )
+    wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name.replace(".", "-"),
+               resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
 
 
-def finish_tracking(video_dir) -> None:
-    """Upload the recorded evaluation videos, if any, and close the W&B run."""
-    import wandb
-
-    if video_dir and os.path.isdir(video_dir):
-        for name in sorted(os.listdir(video_dir)):
-            if name.endswith(".mp4"):
-                wandb.log({"videos": wandb.Video(os.path.join(video_dir, name), format="mp4")})
-    wandb.finish()
-
-
-def progress_line(step: int, total: int, start_step: int, start_time: float, recent_returns) -> str:
-    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m, recent return 512.3`: what a person watching wants to see."""
-    steps_per_second = (step - start_step + 1) / max(time.time() - start_time, 1e-9)
-    seconds_left = int((total - step) / max(steps_per_second, 1e-9))
-    eta = f"{seconds_left // 3600}h{seconds_left % 3600 // 60:02d}m{seconds_left % 60:02d}s"
+def progress_line(step: int, total: int, marks: deque, recent_returns) -> str:
+    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, the speed over the last `marks`
+    calls (a deque with a maxlen): the recent speed, not the average since the fast random warm-up."""
+    marks.append((time.time(), step))
+    steps_per_second = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
+    left = int((total - step) / steps_per_second) if steps_per_second > 0 else 0
+    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s" if steps_per_second > 0 else "n/a"
     recent = f"{np.mean(recent_returns):.1f}" if len(recent_returns) else "n/a"
     return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
 
 
 def watch(args: Args) -> str:
     """--evaluate PATH: greedy episodes of a model saved with --save-model, or of a checkpoint; trains nothing."""
-    path = args.evaluate
-    if os.path.isdir(path) or path.endswith(".pt"):
-        saved = load_checkpoint(path)
-    elif not os.path.exists(path):
-        raise SystemExit(f"There is no saved model at {path}; train with --save-model to write one.")
-    else:
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:
-            raise SystemExit(f"{path} cannot be read ({type(error).__name__}): it is truncated or corrupt.")
-    fields = {name: tuple(value) if isinstance(value, list) else value for name, value in saved["args"].items()}
-    run = Args(**fields)  # the run's hyperparameters: env, K, network sizes, seed
-    run_dir = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    video_dir = os.path.join(run_dir, "videos_evaluate") if args.capture_video else None
-    env = make_env(run.env_id, run.seed, video_dir)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    saved = load_checkpoint(args.evaluate)
+    run = Args(**saved["args"])  # the run's env, K, network sizes and seed
+    run_dir = args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(os.path.abspath(args.evaluate))
+    env = make_env(run.env_id, run.seed, os.path.join(run_dir, "videos_evaluate") if args.capture_video else None)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    actor = MixtureActor(run.n_components, obs_dim, act_dim, run.net_arch, run.learn_weights).to(device)
-    qf = TwinQ(obs_dim, act_dim, run.net_arch).to(device)
+    actor = MixtureActor(run.n_components, obs_dim, act_dim, run.net_arch, run.learn_weights)
+    qf = TwinQ(obs_dim, act_dim, run.net_arch)
     actor.load_state_dict(saved["actor"])
     qf.load_state_dict(saved["qf"])
-    returns = evaluate(actor, qf, env, args.eval_episodes, device, seed=run.seed + 10_000)
-    env.close()
+    returns = evaluate(actor, qf, env, args.eval_episodes, torch.device("cpu"), seed=run.seed + 10_000)
     print(f"{np.mean(returns):.1f} +- {np.std(returns):.1f} over {args.eval_episodes} episodes")
     return run_dir
-
-
-# ==============================================================================================================
-# End of run control.
-# ==============================================================================================================
 
 
 if __name__ == "__main__":
