@@ -1,25 +1,12 @@
-"""MazeGrid and the G2 experiment of Gamid-PG (paper §4.2, Figure 3; maze of Appendix A, Figure 7).
+"""MazeGrid (`MazeGrid-v0`, registered on import) and the G2 experiment of Gamid-PG (paper §4.2, Figure 3).
 
-MazeGrid: the arena [-5, 5]^2 is a 5 x 5 grid of 2 x 2 cells; every wall between two neighbouring
-cells has one centred gap of width 0.4. The agent starts at (0, 0) and moves by 0.5 * (dx, dy)
-per step, (dx, dy) in [-1, 1]^2; a move that would cross a wall stops just short of it. Entering
-the top-right cell gives 1 (optimal goal), entering the cell right of the start gives 0.1
-(suboptimal goal); both end the episode. 100 steps truncate it. Importing this file registers
-`MazeGrid-v0`.
-
-The paper shows the maze (Figure 7) but gives no sizes; the numbers above are this file's choice.
-
-G2 (deterministic vs stochastic GMM policy gradients on a sparse-reward maze): a compact
-off-policy Gamid (Algorithm 1 on TD3, as gamid_continuous_action.py) and SACM (SAC with a mixture
-actor, as sacm_baseline.py), selected by --algo gamid | sacm | both, each over --num-seeds seeds.
-The networks, replay buffer and schedules carry the same names and text as in those two files.
-Paper's claim (§4.2): SACM is the more sample-efficient here.
-"""
+Deterministic vs stochastic GMM policy gradients on a sparse-reward maze (Appendix A, Figure 7): a compact Gamid
+(Algorithm 1 on TD3, as gamid_continuous_action.py) against SACM (as sacm_baseline.py), --algo gamid | sacm | both,
+each over --num-seeds seeds. Paper's claim (§4.2): SACM is the more sample-efficient here; README "MazeGrid": ours."""
 
 import json
 import math
 import os
-import random
 import time
 from dataclasses import asdict, dataclass
 from typing import NamedTuple, Optional
@@ -33,178 +20,40 @@ import tyro
 from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 
-ARENA = 5.0  # half-width of the arena
-WALL_LINES = (-5.0, -3.0, -1.0, 1.0, 3.0, 5.0)  # cell borders on either axis; +-5 is the outer wall
-GAP = 0.4  # width of the passage centred in each inner wall segment
-STEP_SCALE = 0.5  # action (dx, dy) in [-1, 1]^2 moves the agent by STEP_SCALE * (dx, dy)
-BACKOFF = 0.01  # a blocked move stops this far (along the move) before the wall
-OPTIMAL_CELL, OPTIMAL_REWARD = (4, 4), 1.0  # top-right corner cell
-SUBOPTIMAL_CELL, SUBOPTIMAL_REWARD = (3, 2), 0.1  # the cell right of the start
-AGENT_RADIUS = 0.25
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # SB3's SAC clamp, as in sacm_baseline.py
 HEATMAP_BINS = 100
 
 
-def in_gap(coord):
-    """Whether a point on a wall line lies in a passage: gaps are centred on the cell centres (even numbers)."""
-    return np.abs(coord - 2.0 * np.round(coord / 2.0)) <= GAP / 2
-
-
-def first_wall_hit(start, delta):
-    """Fraction t of the move start -> start + delta at which it first touches a wall, or None if it touches none.
-
-    Walls are the cell borders minus the gaps; the agent may rest on a border only inside a gap."""
-    hit = None
-    for axis in (0, 1):
-        along = 1 - axis
-        for line in WALL_LINES:
-            s, e = start[axis] - line, start[axis] + delta[axis] - line
-            if s != 0 and s * e <= 0:  # the move reaches or crosses this border
-                t = s / (s - e)
-                if abs(line) < ARENA and in_gap(start[along] + t * delta[along]):
-                    continue
-            elif s == 0 and e == 0 and not in_gap(start[along] + delta[along]):  # slides along it out of a gap
-                edge = 2.0 * np.round(start[along] / 2.0) + math.copysign(GAP / 2, delta[along])
-                t = (edge - start[along]) / delta[along]
-            else:
-                continue
-            hit = t if hit is None else min(hit, t)
-    return hit
-
-
-def cell_of(pos):
-    """(column, row) index of the 2 x 2 cell holding pos; a point on a border belongs to the upper/right cell."""
-    return tuple(int(min(4, max(0, (p + ARENA) // 2))) for p in pos)
-
-
-class MazeGridEnv(gym.Env):
-    """The maze above. Observation: position / 5 in [-1, 1]^2. Action: (dx, dy) in [-1, 1]^2. Time limit inside."""
-
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
-
-    def __init__(self, render_mode="rgb_array", max_episode_steps=100, pixels_per_unit=24):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"MazeGrid renders only 'rgb_array', not {render_mode!r}.")
-        if not (isinstance(max_episode_steps, int) and max_episode_steps >= 1):
-            raise ValueError(f"max_episode_steps must be a positive integer, not {max_episode_steps!r}.")
-        if not (isinstance(pixels_per_unit, int) and pixels_per_unit >= 2):
-            raise ValueError(f"pixels_per_unit must be an integer >= 2, not {pixels_per_unit!r}.")
-        self.render_mode = render_mode
-        self.max_episode_steps = max_episode_steps
-        self.pixels_per_unit = pixels_per_unit
-        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
-        self.pos, self.steps = None, 0
-
-    def _obs(self):
-        return (self.pos / ARENA).astype(np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.pos, self.steps = np.zeros(2), 0
-        return self._obs(), {}
-
-    def step(self, action):
-        if self.pos is None:
-            raise RuntimeError("Call reset() before step().")
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != (2,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"The action must be two finite numbers (dx, dy), not {action!r}.")
-        delta = STEP_SCALE * np.clip(action, -1.0, 1.0)
-        hit = first_wall_hit(self.pos, delta)
-        if hit is not None:  # stop just short of the wall
-            hit = max(0.0, hit - BACKOFF / np.linalg.norm(delta))
-        self.pos = self.pos + (1.0 if hit is None else hit) * delta
-        self.steps += 1
-        cell = cell_of(self.pos)
-        reward = OPTIMAL_REWARD if cell == OPTIMAL_CELL else SUBOPTIMAL_REWARD if cell == SUBOPTIMAL_CELL else 0.0
-        terminated = reward > 0
-        truncated = not terminated and self.steps >= self.max_episode_steps
-        info = {"is_success": cell == OPTIMAL_CELL, "is_suboptimal": cell == SUBOPTIMAL_CELL}
-        return self._obs(), reward, terminated, truncated, info
-
-    def render(self):
-        """RGB image (H, W, 3): passages white, walls black, optimal goal green, suboptimal goal orange, agent red."""
-        ppu = self.pixels_per_unit
-        size = int(2 * ARENA * ppu)
-        coords = (np.arange(size) + 0.5) / ppu - ARENA
-        x, y = coords[None, :], -coords[:, None]  # image row 0 is the top (y = 5)
-        image = np.full((size, size, 3), 255, dtype=np.uint8)
-        for cell, color in ((OPTIMAL_CELL, (60, 180, 75)), (SUBOPTIMAL_CELL, (245, 160, 50))):
-            x0, y0 = 2 * cell[0] - ARENA, 2 * cell[1] - ARENA
-            image[(x >= x0) & (x < x0 + 2) & (y >= y0) & (y < y0 + 2)] = color
-        half_width = 1.5 / ppu  # walls about 3 pixels thick
-        for line in WALL_LINES:
-            outer = abs(line) == ARENA
-            image[(np.abs(x - line) <= half_width) & (outer | ~in_gap(y))] = 0
-            image[(np.abs(y - line) <= half_width) & (outer | ~in_gap(x))] = 0
-        if self.pos is not None:
-            image[(x - self.pos[0]) ** 2 + (y - self.pos[1]) ** 2 <= AGENT_RADIUS**2] = (220, 30, 30)
-        return image
-
-
-gym.register(id="MazeGrid-v0", entry_point=MazeGridEnv)
-
-
 @dataclass
 class Args:
-    exp_name: str = os.path.basename(__file__)[: -len(".py")]
-    """the name of this experiment"""
-    algo: str = "both"
-    """which learner(s) to train: gamid, sacm or both"""
-    seed: int = 1
-    """seed of the first run; run k uses seed + k"""
-    num_seeds: int = 5
-    """runs (seeds) per learner (Figure 3 averages five)"""
-    total_timesteps: int = 20000
-    """environment steps per run (the paper gives no budget for MazeGrid)"""
-    learning_starts: int = 1000
-    """uniform random actions and no updates before this step"""
-    buffer_size: int = 100000
-    """replay buffer capacity"""
-    batch_size: int = 128
-    """minibatch size of each gradient step (128 rather than 256 to keep the default run short)"""
-    learning_rate: float = 1e-3
-    """Adam learning rate of actors, critics and the entropy coefficient"""
-    gamma: float = 0.99
-    """discount factor"""
-    tau: float = 0.005
-    """Polyak rate of the target networks"""
-    net_arch: tuple[int, ...] = (64, 64)
-    """hidden layer sizes of every network"""
-    eval_freq: int = 1000
-    """environment steps between greedy evaluations (and one at the end)"""
-    eval_episodes: int = 1
-    """episodes per evaluation (start and greedy policy are deterministic, so one suffices)"""
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]  # the name of this experiment
+    algo: str = "both"  # which learner(s) to train: gamid, sacm or both
+    seed: int = 1  # seed of the first run; run k uses seed + k
+    num_seeds: int = 5  # runs (seeds) per learner (Figure 3 averages five)
+    total_timesteps: int = 20000  # environment steps per run (the paper gives no budget for MazeGrid)
+    learning_starts: int = 1000  # uniform random actions and no updates before this step
+    buffer_size: int = 100000  # replay buffer capacity
+    batch_size: int = 128  # minibatch size of each gradient step (128 rather than 256 to keep the default run short)
+    learning_rate: float = 1e-3  # Adam learning rate of actors, critics and the entropy coefficient
+    gamma: float = 0.99  # discount factor
+    tau: float = 0.005  # Polyak rate of the target networks
+    net_arch: tuple[int, ...] = (64, 64)  # hidden layer sizes of every network
+    eval_freq: int = 1000  # steps between greedy evaluations (one episode: start and policy are deterministic)
     # Gamid's N, temperature and epsilon schedules: Table 5's FetchPush column, the paper's sparse-reward setting.
-    n_actors: int = 4
-    """Gamid: number of Gaussians N"""
-    noise_std: float = 0.1
-    """Gamid: std sigma of the shared Gaussian (exploration noise)"""
-    policy_noise: float = 0.2
-    """Gamid: std of TD3's target policy smoothing noise"""
-    noise_clip: float = 0.5
-    """Gamid: clip of the target policy smoothing noise"""
-    policy_delay: int = 2
-    """Gamid: actor and target updates every this many gradient steps (TD3)"""
-    temperature_initial: float = 0.3
-    """Gamid: policy divergence temperature at the start"""
-    temperature_final: float = 0.1
-    """Gamid: temperature after the decay"""
-    temperature_fraction: float = 1.0
-    """Gamid: fraction of total_timesteps over which the temperature decays linearly"""
-    epsilon_initial: float = 0.1
-    """Gamid: epsilon of the epsilon-greedy mixture weights at the start"""
-    epsilon_final: float = 0.01
-    """Gamid: epsilon after the decay"""
-    epsilon_fraction: float = 1.0
-    """Gamid: fraction of total_timesteps over which epsilon decays linearly"""
-    n_components: int = 3
-    """SACM: number of mixture components K (K = 1 is SAC)"""
-    cuda: bool = False
-    """use a GPU if one is present (off by default: these networks are tiny and faster on CPU)"""
-    runs_dir: str = "runs"
-    """parent folder of the run folder"""
+    n_actors: int = 4  # Gamid: number of Gaussians N
+    noise_std: float = 0.1  # Gamid: std sigma of the shared Gaussian (exploration noise)
+    policy_noise: float = 0.2  # Gamid: std of TD3's target policy smoothing noise
+    noise_clip: float = 0.5  # Gamid: clip of the target policy smoothing noise
+    policy_delay: int = 2  # Gamid: actor and target updates every this many gradient steps (TD3)
+    temperature_initial: float = 0.3  # Gamid: policy divergence temperature at the start
+    temperature_final: float = 0.1  # Gamid: temperature after the decay
+    temperature_fraction: float = 1.0  # Gamid: fraction of total_timesteps over which the temperature decays linearly
+    epsilon_initial: float = 0.1  # Gamid: epsilon of the epsilon-greedy mixture weights at the start
+    epsilon_final: float = 0.01  # Gamid: epsilon after the decay
+    epsilon_fraction: float = 1.0  # Gamid: fraction of total_timesteps over which epsilon decays linearly
+    n_components: int = 3  # SACM: number of mixture components K (K = 1 is SAC)
+    cuda: bool = False  # use a GPU if one is present (off by default: these networks are tiny and faster on CPU)
+    runs_dir: str = "runs"  # parent folder of the run folder
 
 
 def linear_schedule(initial: float, final: float, fraction: float, total: int, step: int) -> float:
@@ -216,39 +65,30 @@ def linear_schedule(initial: float, final: float, fraction: float, total: int, s
 @torch.no_grad()
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Target networks trail the trained ones: target <- (1 - tau) target + tau source (TD3, SAC)."""
-    # A plain loop is cheap: each ensemble keeps a whole layer of all its members in one tensor.
     for target_param, param in zip(target.parameters(), source.parameters()):
         target_param.lerp_(param, tau)
 
 
 class EnsembleMLP(nn.Module):
-    """`n` independent ReLU MLPs evaluated together: one batched matmul per layer, not a Python loop over members.
-
-    Input (n, B, in), or (1, B, in) broadcast to every member; output (n, B, out). Each member is initialised
-    like nn.Linear. `members=m` evaluates only the first m (e.g. Q1 of the twin critics).
-    """
+    """`n` ReLU MLPs in one batched matmul per layer: (n or 1, B, in) -> (n, B, out); `members=m`: the first m only."""
 
     def __init__(self, n: int, in_dim: int, out_dim: int, hidden: tuple[int, ...]):
         super().__init__()
-        dims = (in_dim, *hidden, out_dim)
+        layers = list(zip((in_dim, *hidden), (*hidden, out_dim)))  # (fan_in, fan_out) of each layer
         # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
-        self.weights = nn.ParameterList()
-        for fan_in, fan_out in zip(dims, dims[1:]):
-            bound = fan_in**-0.5
-            self.weights.append(nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)))
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(dims, dims[1:]):
-            bound = fan_in**-0.5
-            self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
+        weights = [
+            torch.empty(n, fan_in, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers
+        ]
+        biases = [torch.empty(n, 1, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers]
+        self.weights = nn.ParameterList(weights)
+        self.biases = nn.ParameterList(biases)
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
-        if members is None:
-            members = len(self.weights[0])
+        members = members or len(self.weights[0])
         x = x.expand(members, -1, -1)
-        last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
-            if layer < last:
+            if layer < len(self.weights) - 1:
                 x = F.relu_(x)  # in place: baddbmm does not need its output for backward
         return x
 
@@ -302,11 +142,7 @@ def epsilon_greedy_weights(q: torch.Tensor, epsilon: float) -> torch.Tensor:
 
 
 class MixtureActor(nn.Module):
-    """pi(.|s): a mixture of K Gaussians squashed by tanh into the [-1, 1] action scale.
-
-    One ReLU trunk and one linear head for all K means, K log-stds and, with `learn_weights`, K
-    mixing logits. Without them the weights are uniform, 1/K (Baram et al.).
-    """
+    """pi(.|s): K Gaussians, uniform mixing weights (Baram et al.) unless learned, squashed by tanh into [-1, 1]."""
 
     def __init__(self, n_components: int, obs_dim: int, act_dim: int, hidden: tuple[int, ...], learn_weights=False):
         super().__init__()
@@ -331,12 +167,8 @@ class MixtureActor(nn.Module):
 def mixture_log_prob(
     u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch.Tensor
 ) -> torch.Tensor:
-    """Exact log pi(tanh(u)|s) of the squashed mixture, from the pre-squash sample u = atanh(a).
-
-    u (..., B, act) with any leading axes; mean, log_std (K, B, act); log_weights (K, B) -> (..., B).
-    logsumexp_j(log w_j + log N(u; mu_j, sigma_j)) - sum_d log(1 - tanh(u_d)^2), the last term in the
-    overflow-free form 2 (log 2 - u - softplus(-2u)).
-    """
+    """Exact log pi(tanh(u)|s) of the squashed mixture: u (..., B, act), mean, log_std (K, B, act), log_weights (K, B).
+    logsumexp_j(log w_j + log N(u; mu_j, sigma_j)) - sum_d log(1 - tanh(u_d)^2), overflow-free -> (..., B)."""
     z = (u.unsqueeze(-3) - mean) / log_std.exp()  # (..., K, B, act)
     log_normal = (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * u.shape[-1]
     log_det = (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
@@ -357,10 +189,7 @@ class ReplayBuffer:
     """FIFO of transitions as tensors on the training device. Actions are stored in the [-1, 1] scale."""
 
     def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
-        self.size = size
-        self.pos = 0  # where the next transition goes
-        self.full = False
-        self.device = device
+        self.size, self.pos, self.full, self.device = size, 0, False, device  # pos: where the next transition goes
         self.obs = torch.zeros(size, obs_dim, device=device)
         self.actions = torch.zeros(size, act_dim, device=device)
         self.rewards = torch.zeros(size, device=device)
@@ -368,40 +197,130 @@ class ReplayBuffer:
         self.terminated = torch.zeros(size, device=device)
 
     def add(self, obs, action, reward, next_obs, terminated):
-        self.obs[self.pos] = torch.as_tensor(obs, dtype=torch.float32)
-        self.actions[self.pos] = torch.as_tensor(action, dtype=torch.float32)
-        self.rewards[self.pos] = torch.as_tensor(reward, dtype=torch.float32)
-        self.next_obs[self.pos] = torch.as_tensor(next_obs, dtype=torch.float32)
-        self.terminated[self.pos] = torch.as_tensor(terminated, dtype=torch.float32)
+        for name, value in zip(Batch._fields, (obs, action, reward, next_obs, terminated)):
+            getattr(self, name)[self.pos] = torch.as_tensor(value, dtype=torch.float32)
         self.pos = (self.pos + 1) % self.size
         self.full = self.full or self.pos == 0
 
     def sample(self, batch_size: int) -> Batch:
-        stored = self.size if self.full else self.pos
-        idx = torch.randint(0, stored, (batch_size,), device=self.device)
-        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
+        idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
+        return Batch(*(getattr(self, name)[idx] for name in Batch._fields))
 
     def state_dict(self) -> dict:
-        """The filled part of the buffer and the write position, for checkpoints."""
-        state = {"pos": self.pos, "full": self.full}
-        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
-            data = getattr(self, name)
-            # torch.save writes a slice's whole storage: copy out the filled part unless it is all of it.
-            state[name] = data if self.full else data[: self.pos].clone()
-        return state
+        """The write position and the filled part, copied out (torch.save writes a slice's whole storage)."""
+        stored = {name: getattr(self, name) for name in Batch._fields}
+        filled = stored if self.full else {name: data[: self.pos].clone() for name, data in stored.items()}
+        return {"pos": self.pos, "full": self.full, **filled}
 
     def load_state_dict(self, state: dict) -> None:
-        self.pos = state["pos"]
-        self.full = state["full"]
-        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+        self.pos, self.full = state["pos"], state["full"]
+        for name in Batch._fields:
             getattr(self, name)[: len(state[name])] = state[name]
+
+
+# MazeGrid (Appendix A, Figure 7). The paper shows the maze but gives no sizes: these numbers are this file's choice.
+ARENA = 5.0  # half-width of the arena [-5, 5]^2
+WALL_LINES = (-5.0, -3.0, -1.0, 1.0, 3.0, 5.0)  # borders of the 5 x 5 grid of 2 x 2 cells; +-5 is the outer wall
+GAP = 0.4  # width of the passage centred in each inner wall segment
+STEP_SCALE = 0.5  # action (dx, dy) in [-1, 1]^2 moves the agent by STEP_SCALE * (dx, dy)
+BACKOFF = 0.01  # a blocked move stops this far (along the move) before the wall
+AGENT_RADIUS = 0.25  # in render()
+OPTIMAL_CELL, OPTIMAL_REWARD = (4, 4), 1.0  # top-right corner cell
+SUBOPTIMAL_CELL, SUBOPTIMAL_REWARD = (3, 2), 0.1  # the cell right of the start
+
+
+def in_gap(coord):
+    """Whether a point on a wall line lies in a passage: gaps are centred on the cell centres (even numbers)."""
+    return np.abs(coord - 2.0 * np.round(coord / 2.0)) <= GAP / 2
+
+
+def first_wall_hit(start, delta):
+    """Fraction t of the move start -> start + delta at which it first touches a wall (the cell borders minus the
+    gaps; the agent may rest on a border only inside a gap), or None if it touches none."""
+    hit = None
+    for axis, along in ((0, 1), (1, 0)):
+        for line in WALL_LINES:
+            s, e = start[axis] - line, start[axis] + delta[axis] - line
+            if s != 0 and s * e <= 0:  # the move reaches or crosses this border
+                t = s / (s - e)
+                if abs(line) < ARENA and in_gap(start[along] + t * delta[along]):
+                    continue
+            elif s == 0 and e == 0 and not in_gap(start[along] + delta[along]):  # slides along it out of a gap
+                edge = 2.0 * np.round(start[along] / 2.0) + math.copysign(GAP / 2, delta[along])
+                t = (edge - start[along]) / delta[along]
+            else:
+                continue
+            hit = t if hit is None else min(hit, t)
+    return hit
+
+
+class MazeGridEnv(gym.Env):
+    """Start at (0, 0); a move into a wall stops just short of it. The optimal cell gives 1, the suboptimal 0.1, both
+    ending the episode; the time limit truncates it. Observation: position / 5, action: (dx, dy); each in [-1, 1]^2."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode="rgb_array", max_episode_steps=100, pixels_per_unit=24):
+        self.render_mode, self.max_episode_steps, self.pixels_per_unit = render_mode, max_episode_steps, pixels_per_unit
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.pos, self.steps = None, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos, self.steps = np.zeros(2), 0
+        return (self.pos / ARENA).astype(np.float32), {}
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (2,) or not np.all(np.isfinite(action)):
+            raise ValueError(f"The action must be two finite numbers (dx, dy), not {action!r}.")
+        delta = STEP_SCALE * np.clip(action, -1.0, 1.0)
+        hit = first_wall_hit(self.pos, delta)
+        if hit is not None:  # stop just short of the wall
+            hit = max(0.0, hit - BACKOFF / np.linalg.norm(delta))
+        self.pos = self.pos + (1.0 if hit is None else hit) * delta
+        self.steps += 1
+        cell = tuple(int(min(4, max(0, (p + ARENA) // 2))) for p in self.pos)  # (column, row); borders go up/right
+        reward = OPTIMAL_REWARD if cell == OPTIMAL_CELL else SUBOPTIMAL_REWARD if cell == SUBOPTIMAL_CELL else 0.0
+        terminated = reward > 0
+        truncated = not terminated and self.steps >= self.max_episode_steps
+        info = {"is_success": cell == OPTIMAL_CELL, "is_suboptimal": cell == SUBOPTIMAL_CELL}
+        return (self.pos / ARENA).astype(np.float32), reward, terminated, truncated, info
+
+    def render(self):
+        """RGB image (H, W, 3): passages white, walls black, optimal goal green, suboptimal goal orange, agent red."""
+        ppu, size = self.pixels_per_unit, int(2 * ARENA * self.pixels_per_unit)
+        coords = (np.arange(size) + 0.5) / ppu - ARENA
+        x, y = coords[None, :], -coords[:, None]  # image row 0 is the top (y = 5)
+        image = np.full((size, size, 3), 255, dtype=np.uint8)
+        for cell, color in ((OPTIMAL_CELL, (60, 180, 75)), (SUBOPTIMAL_CELL, (245, 160, 50))):
+            x0, y0 = 2 * cell[0] - ARENA, 2 * cell[1] - ARENA
+            image[(x >= x0) & (x < x0 + 2) & (y >= y0) & (y < y0 + 2)] = color
+        half_width = 1.5 / ppu  # walls about 3 pixels thick
+        for line in WALL_LINES:
+            outer = abs(line) == ARENA
+            image[(np.abs(x - line) <= half_width) & (outer | ~in_gap(y))] = 0
+            image[(np.abs(y - line) <= half_width) & (outer | ~in_gap(x))] = 0
+        if self.pos is not None:
+            image[(x - self.pos[0]) ** 2 + (y - self.pos[1]) ** 2 <= AGENT_RADIUS**2] = (220, 30, 30)
+        return image
+
+
+gym.register(id="MazeGrid-v0", entry_point=MazeGridEnv)
+
+
+def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
 
 
 class Gamid:
     """Algorithm 1 on TD3, as in gamid_continuous_action.py: N Gaussian means, twin critics, one shared sigma."""
 
     def __init__(self, args: Args, obs_dim: int, act_dim: int, device: torch.device):
-        self.args = args
+        self.args, self.n_updates = args, 0
         self.actor = GaussianMeans(args.n_actors, obs_dim, act_dim, args.net_arch).to(device)
         self.qf = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
         self.actor_target = GaussianMeans(args.n_actors, obs_dim, act_dim, args.net_arch).to(device)
@@ -410,56 +329,42 @@ class Gamid:
         self.qf_target.load_state_dict(self.qf.state_dict())
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=args.learning_rate)
         self.q_optimizer = torch.optim.Adam(self.qf.parameters(), lr=args.learning_rate)
-        self.n_updates = 0
 
-    def temperature(self, step: int) -> float:
-        a = self.args
-        return linear_schedule(
-            a.temperature_initial, a.temperature_final, a.temperature_fraction, a.total_timesteps, step
-        )
-
-    def epsilon(self, step: int) -> float:
-        a = self.args
-        return linear_schedule(a.epsilon_initial, a.epsilon_final, a.epsilon_fraction, a.total_timesteps, step)
+    def schedules(self, t: int) -> tuple[float, float]:
+        """The temperature and epsilon at step t, each decaying linearly (Table 5's FetchPush values by default)."""
+        a, n = self.args, self.args.total_timesteps
+        temperature = linear_schedule(a.temperature_initial, a.temperature_final, a.temperature_fraction, n, t)
+        return temperature, linear_schedule(a.epsilon_initial, a.epsilon_final, a.epsilon_fraction, n, t)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, step: int) -> torch.Tensor:
         """Alg. 1 lines 3-4: n ~ epsilon-greedy weights on Q1(s, mu_i(s)), a = clip(mu_n(s) + N(0, sigma^2 I))."""
         means = self.actor(obs[None])[:, 0]  # (N, act)
         q1 = self.qf(obs, means, members=1)[0]  # (N,)
-        weights = epsilon_greedy_weights(q1, self.epsilon(step))
-        n = torch.multinomial(weights, 1).item()
+        n = torch.multinomial(epsilon_greedy_weights(q1, self.schedules(step)[1]), 1).item()
         return (means[n] + self.args.noise_std * torch.randn_like(means[n])).clamp(-1, 1)
 
     @torch.no_grad()
     def greedy(self, obs: torch.Tensor) -> torch.Tensor:
         """The evaluation policy: the mean with the highest Q1, argmax_i Q1(s, mu_i(s)), no noise and no draw."""
         means = self.actor(obs[None])[:, 0]  # (N, act)
-        q1 = self.qf(obs, means, members=1)[0]  # (N,)
-        return means[q1.argmax()]
+        return means[self.qf(obs, means, members=1)[0].argmax()]
 
     @torch.no_grad()
     def td_target(self, batch: Batch) -> torch.Tensor:
-        """Alg. 1 line 10 on TD3: y = r + gamma (1 - d) min_k Q_targ,k(s', a').
-
-        The max of line 10 picks the Gaussian on the noise-free target means, i* = argmax_i min_k
-        Q_targ,k(s', mu'_i(s')), and TD3's clipped smoothing noise goes on that action only:
-        a' = clip(mu'_i*(s') + clip(N(0, policy_noise^2), -noise_clip, noise_clip), -1, 1). A max over N
-        noisy actions instead would bias the target upward more as N grows.
-        """
+        """Alg. 1 line 10 on TD3: y = r + gamma (1 - d) min_k Q_targ,k(s', a'). The max of line 10 picks the Gaussian
+        on the noise-free target means, i* = argmax_i min_k Q_targ,k(s', mu'_i(s')), and TD3's clipped smoothing
+        noise goes on that action only (a max over N noisy actions would bias the target up more as N grows)."""
         a = self.args
         next_means = self.actor_target(batch.next_obs)  # (N, B, act)
         best = self.qf_target(batch.next_obs, next_means).min(0).values.argmax(0)  # i* per state, (B,)
         next_action = next_means[best, torch.arange(next_means.shape[1], device=best.device)]  # (B, act)
         noise = (torch.randn_like(next_action) * a.policy_noise).clamp(-a.noise_clip, a.noise_clip)
-        smoothed = (next_action + noise).clamp(-1, 1)
-        next_q = self.qf_target(batch.next_obs, smoothed).min(0).values  # (B,)
+        next_q = self.qf_target(batch.next_obs, (next_action + noise).clamp(-1, 1)).min(0).values  # (B,)
         return batch.rewards + a.gamma * (1 - batch.terminated) * next_q
 
     def actor_losses(self, obs: torch.Tensor, temperature: float):
-        """Alg. 1 lines 12-14: loss_i = -mean_s Q1(s, mu_i(s)) - temperature mean_s D_var(i).
-
-        Returns the losses (N,) and the mean D_var of each Gaussian (N,)."""
+        """Alg. 1 lines 12-14: loss_i = -mean_s Q1(s, mu_i(s)) - temperature mean_s D_var(i); and D_var's means (N,)."""
         means = self.actor(obs)
         self.qf.requires_grad_(False)  # Q1 is a fixed function of the action here: skip its weight gradients
         q1 = self.qf(obs, means, members=1)[0]  # (N, B)
@@ -470,28 +375,20 @@ class Gamid:
     def update(self, batch: Batch, step: int) -> dict:
         """One gradient step of Alg. 1 (lines 9-16): critics every step, actor and targets every policy_delay steps."""
         # Line 11: regress both critics on the target y of line 10.
-        q = self.qf(batch.obs, batch.actions)  # (2, B)
-        qf_loss = (q - self.td_target(batch)).pow(2).mean(1).sum()
-        self.q_optimizer.zero_grad()
-        qf_loss.backward()
-        self.q_optimizer.step()
+        qf_loss = (self.qf(batch.obs, batch.actions) - self.td_target(batch)).pow(2).mean(1).sum()
+        gradient_step(self.q_optimizer, qf_loss)
         stats = {"losses/qf_loss": qf_loss.detach()}
-
         self.n_updates += 1
         if self.n_updates % self.args.policy_delay == 0:
             # Lines 12-15. Summing the N losses is exact: theta[i] enters only loss_i (mu_j is detached in D_var).
-            temperature = self.temperature(step)
+            temperature, epsilon = self.schedules(step)
             losses, diversity = self.actor_losses(batch.obs, temperature)
-            self.actor_optimizer.zero_grad()
-            losses.sum().backward()
-            self.actor_optimizer.step()
+            gradient_step(self.actor_optimizer, losses.sum())
             # Line 16, as Polyak averaging after each actor update (TD3).
             polyak_update(self.actor_target, self.actor, self.args.tau)
             polyak_update(self.qf_target, self.qf, self.args.tau)
-            stats["losses/actor_loss"] = losses.detach().sum()
-            stats["charts/sum_d_var"] = diversity.detach().sum()
-            stats["charts/temperature"] = temperature
-            stats["charts/epsilon"] = self.epsilon(step)
+            stats |= {"losses/actor_loss": losses.detach().sum(), "charts/sum_d_var": diversity.detach().sum()}
+            stats |= {"charts/temperature": temperature, "charts/epsilon": epsilon}
         return stats
 
 
@@ -499,7 +396,7 @@ class SACM:
     """SAC with a mixture actor, as in sacm_baseline.py: exact mixture log pi, marginalised reparameterisation."""
 
     def __init__(self, args: Args, obs_dim: int, act_dim: int, device: torch.device):
-        self.args = args
+        self.args, self.target_entropy = args, -float(act_dim)
         self.actor = MixtureActor(args.n_components, obs_dim, act_dim, args.net_arch).to(device)
         self.qf = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
         self.qf_target = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
@@ -508,7 +405,6 @@ class SACM:
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=args.learning_rate)
         self.q_optimizer = torch.optim.Adam(self.qf.parameters(), lr=args.learning_rate)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=args.learning_rate)
-        self.target_entropy = -float(act_dim)
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A pre-squash action u (B, act) per state, c ~ w then u = mu_c + sigma_c xi, and log pi(tanh(u)|s) (B,)."""
@@ -520,17 +416,13 @@ class SACM:
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, step: int) -> torch.Tensor:
-        """A sample of the squashed mixture for one observation."""
-        u, _ = self.sample(obs[None])
-        return torch.tanh(u[0])
+        return torch.tanh(self.sample(obs[None])[0][0])  # a sample of the squashed mixture
 
     @torch.no_grad()
     def greedy(self, obs: torch.Tensor) -> torch.Tensor:
         """The evaluation policy, as Gamid's: tanh of the component mean with the highest Q1, no draw."""
-        mean, _, _ = self.actor(obs[None])
-        means = torch.tanh(mean[:, 0])  # (K, act)
-        q1 = self.qf(obs, means, members=1)[0]  # (K,)
-        return means[q1.argmax()]
+        means = torch.tanh(self.actor(obs[None])[0][:, 0])  # (K, act)
+        return means[self.qf(obs, means, members=1)[0].argmax()]
 
     @torch.no_grad()
     def td_target(self, batch: Batch, alpha: torch.Tensor) -> torch.Tensor:
@@ -540,11 +432,8 @@ class SACM:
         return batch.rewards + self.args.gamma * (1 - batch.terminated) * next_v
 
     def actor_loss(self, obs: torch.Tensor, alpha: torch.Tensor):
-        """Marginalised reparameterisation (Baram et al.): sum_i w_i mean_s[alpha log pi(a_i|s) - min_k Q_k(s, a_i)].
-
-        a_i = tanh(mu_i + sigma_i xi_i) is one reparameterised sample of each component, so every
-        component gets gradient. Returns the loss and the mixture entropy estimate -sum_i w_i mean_s log pi(a_i|s).
-        """
+        """Marginalised reparameterisation (Baram et al.): sum_i w_i mean_s[alpha log pi(a_i|s) - min_k Q_k(s, a_i)],
+        a_i = tanh(mu_i + sigma_i xi_i): each component gets gradient. Also: entropy -sum_i w_i mean_s log pi(a_i|s)."""
         mean, log_std, log_weights = self.actor(obs)
         u = mean + log_std.exp() * torch.randn_like(mean)  # (K, B, act)
         log_prob = mixture_log_prob(u, mean, log_std, log_weights)  # (K, B)
@@ -552,90 +441,51 @@ class SACM:
         q = self.qf(obs, torch.tanh(u)).min(0).values  # (K, B)
         self.qf.requires_grad_(True)
         weights = log_weights.exp()
-        loss = (weights * (alpha * log_prob - q)).sum(0).mean()
-        entropy = -(weights * log_prob).sum(0).mean().detach()
-        return loss, entropy
+        return (weights * (alpha * log_prob - q)).sum(0).mean(), -(weights * log_prob).sum(0).mean().detach()
 
     def update(self, batch: Batch, step: int) -> dict:
         """One SAC gradient step: critics, actor, entropy coefficient, then Polyak averaging of the critics."""
         alpha = self.log_alpha.detach().exp()
-        q = self.qf(batch.obs, batch.actions)  # (2, B)
-        qf_loss = (q - self.td_target(batch, alpha)).pow(2).mean(1).sum()
-        self.q_optimizer.zero_grad()
-        qf_loss.backward()
-        self.q_optimizer.step()
-
+        qf_loss = (self.qf(batch.obs, batch.actions) - self.td_target(batch, alpha)).pow(2).mean(1).sum()
+        gradient_step(self.q_optimizer, qf_loss)
         actor_loss, entropy = self.actor_loss(batch.obs, alpha)
-        self.actor_optimizer.zero_grad()
-        actor_loss.backward()
-        self.actor_optimizer.step()
-
+        gradient_step(self.actor_optimizer, actor_loss)
         # SAC's temperature loss with the mixture entropy estimate: alpha falls while the entropy exceeds -|A|.
-        alpha_loss = self.log_alpha * (entropy - self.target_entropy)
-        self.alpha_optimizer.zero_grad()
-        alpha_loss.backward()
-        self.alpha_optimizer.step()
-
+        gradient_step(self.alpha_optimizer, self.log_alpha * (entropy - self.target_entropy))
         polyak_update(self.qf_target, self.qf, self.args.tau)  # SAC has no target actor
-        return {
-            "losses/qf_loss": qf_loss.detach(),
-            "losses/actor_loss": actor_loss.detach(),
-            "losses/alpha": alpha,
-            "charts/entropy": entropy,
-        }
+        stats = {"losses/qf_loss": qf_loss.detach(), "losses/actor_loss": actor_loss.detach()}
+        return stats | {"losses/alpha": alpha, "charts/entropy": entropy}
 
 
-ALGOS = {"gamid": Gamid, "sacm": SACM}
+def resolve_args(a: Args) -> Args:
+    """Refuse, in one plain sentence and before anything is written, values that would crash late or train wrong."""
+    checks = {
+        f"--algo must be gamid, sacm or both, not {a.algo!r}.": a.algo in ("gamid", "sacm", "both"),
+        "--num-seeds must be at least 1.": a.num_seeds >= 1,
+        "--n-actors must be at least 1.": a.n_actors >= 1,
+        "--n-components must be at least 1.": a.n_components >= 1,
+        "--total-timesteps must exceed --learning-starts.": a.total_timesteps > a.learning_starts >= 0,
+        "--batch-size must lie between 1 and --buffer-size.": 1 <= a.batch_size <= a.buffer_size,
+        "--policy-delay must be at least 1.": a.policy_delay >= 1,
+        "--learning-rate must be positive.": a.learning_rate > 0,
+        "--gamma must lie in [0, 1] and --tau in (0, 1].": 0 <= a.gamma <= 1 and 0 < a.tau <= 1,
+        "Temperatures must not be negative.": min(a.temperature_initial, a.temperature_final) >= 0,
+        "Epsilons must lie in [0, 1].": all(0 <= e <= 1 for e in (a.epsilon_initial, a.epsilon_final)),
+        "Fractions must lie in [0, 1].": all(0 <= f <= 1 for f in (a.temperature_fraction, a.epsilon_fraction)),
+    }
+    if refused := [sentence for sentence, ok in checks.items() if not ok]:
+        raise SystemExit(refused[0])
+    return a
 
 
-def resolve_args(args: Args) -> Args:
-    """Check the values (every field has its own default here: no preset to fill); one plain sentence if bad."""
-    checks = [
-        (args.algo in ("gamid", "sacm", "both"), f"--algo must be gamid, sacm or both, not {args.algo!r}."),
-        (args.num_seeds >= 1, "--num-seeds must be at least 1."),
-        (args.n_actors >= 1, "--n-actors must be at least 1."),
-        (args.n_components >= 1, "--n-components must be at least 1."),
-        (args.total_timesteps > args.learning_starts >= 0, "--total-timesteps must exceed --learning-starts."),
-        (1 <= args.batch_size <= args.buffer_size, "--batch-size must lie between 1 and --buffer-size."),
-        (args.eval_freq >= 1 and args.eval_episodes >= 1, "--eval-freq and --eval-episodes must be at least 1."),
-        (args.policy_delay >= 1, "--policy-delay must be at least 1."),
-        (len(args.net_arch) >= 1 and min(args.net_arch) >= 1, "--net-arch needs at least one positive layer size."),
-        (args.learning_rate > 0, "--learning-rate must be positive."),
-        (args.noise_std >= 0, "--noise-std must not be negative."),
-        (0 <= args.gamma <= 1 and 0 < args.tau <= 1, "--gamma must lie in [0, 1] and --tau in (0, 1]."),
-        (min(args.temperature_initial, args.temperature_final) >= 0, "Temperatures must not be negative."),
-        (
-            0 <= min(args.epsilon_initial, args.epsilon_final) <= max(args.epsilon_initial, args.epsilon_final) <= 1,
-            "Epsilons must lie in [0, 1].",
-        ),
-        (
-            0
-            <= min(args.temperature_fraction, args.epsilon_fraction)
-            <= max(args.temperature_fraction, args.epsilon_fraction)
-            <= 1,
-            "Schedule fractions must lie in [0, 1].",
-        ),
-    ]
-    for ok, sentence in checks:
-        if not ok:
-            raise SystemExit(sentence)
-    return args
-
-
-def evaluate_greedy(agent, env: MazeGridEnv, episodes: int, device: torch.device) -> tuple[float, float]:
-    """Greedy episodes (no noise, no random draw): success rate on the optimal goal and mean return."""
-    successes, returns = 0.0, 0.0
-    for _ in range(episodes):
-        obs, _ = env.reset()
-        done = False
-        while not done:
-            obs_tensor = torch.as_tensor(obs, device=device)
-            action = agent.greedy(obs_tensor).cpu().numpy()
-            obs, reward, terminated, truncated, info = env.step(action)
-            returns += reward
-            done = terminated or truncated
-        successes += info["is_success"]
-    return successes / episodes, returns / episodes
+def evaluate_greedy(agent, env: MazeGridEnv, device: torch.device) -> tuple[float, float]:
+    """One greedy episode (no noise, no random draw): 1.0 if it reaches the optimal goal, else 0.0, and its return."""
+    (obs, _), done, episode_return = env.reset(), False, 0.0
+    while not done:
+        action = agent.greedy(torch.as_tensor(obs, device=device)).cpu().numpy()
+        obs, reward, terminated, truncated, info = env.step(action)
+        episode_return, done = episode_return + reward, terminated or truncated
+    return float(info["is_success"]), episode_return
 
 
 def run_one_seed(args: Args, algo: str, seed: int, run_dir: str, device: torch.device):
@@ -643,96 +493,69 @@ def run_one_seed(args: Args, algo: str, seed: int, run_dir: str, device: torch.d
     writer = SummaryWriter(os.path.join(run_dir, f"{algo}__{seed}"))
     table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the only global stream drawn from; the action space has its own
     env, eval_env = MazeGridEnv(), MazeGridEnv()
     env.action_space.seed(seed)
-    agent = ALGOS[algo](args, 2, 2, device)
+    agent = {"gamid": Gamid, "sacm": SACM}[algo](args, 2, 2, device)
     rb = ReplayBuffer(min(args.buffer_size, args.total_timesteps), 2, 2, device)
     visits = np.zeros((HEATMAP_BINS, HEATMAP_BINS))
-    curve, recent, stats, episodes, episode_return = [], [], {}, 0, 0.0
-    start = last_print = time.time()
+    curve, recent, stats, episode_return, start = [], [], {}, 0.0, time.time()
     obs, _ = env.reset(seed=seed)
-    try:
-        for global_step in range(1, args.total_timesteps + 1):
-            # Act: before learning_starts uniformly at random, then the learner's exploring policy.
-            if global_step <= args.learning_starts:
-                action = env.action_space.sample()
-            else:
-                obs_tensor = torch.as_tensor(obs, device=device)
-                action = agent.act(obs_tensor, global_step).cpu().numpy()
-            next_obs, reward, terminated, truncated, info = env.step(action)
-            column, row = np.minimum(((next_obs + 1) / 2 * HEATMAP_BINS).astype(int), HEATMAP_BINS - 1)
-            visits[row, column] += 1  # heat map of the states visited in training, x along columns
-            rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through the time limit
-            obs, episode_return = next_obs, episode_return + reward
-            if terminated or truncated:
-                episodes += 1
-                recent = (recent + [info["is_success"]])[-20:]
-                writer.add_scalar("charts/episodic_return", episode_return, global_step)
-                writer.add_scalar("charts/success", float(info["is_success"]), global_step)
-                writer.add_scalar("charts/suboptimal_goal", float(info["is_suboptimal"]), global_step)
-                writer.add_scalar("charts/success_rate_last_20_episodes", float(np.mean(recent)), global_step)
-                obs, episode_return = env.reset()[0], 0.0
-
-            # Learn: one gradient step per environment step.
-            if global_step > args.learning_starts:
-                stats |= agent.update(rb.sample(args.batch_size), global_step)
-                if global_step % 250 == 0:
-                    for tag, value in stats.items():
-                        value = float(value)
-                        if not math.isfinite(value):
-                            raise SystemExit(f"{algo} seed {seed}: {tag} is {value} at step {global_step}; stopping.")
-                        writer.add_scalar(tag, value, global_step)
-
-            if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
-                success, mean_return = evaluate_greedy(agent, eval_env, args.eval_episodes, device)
-                curve.append((global_step, success, mean_return))
-                sps = global_step / (time.time() - start)
-                writer.add_scalar("eval/success_rate", success, global_step)
-                writer.add_scalar("eval/episodic_return", mean_return, global_step)
-                writer.add_scalar("charts/SPS", sps, global_step)
-            if time.time() - last_print > 5:
-                last_print = time.time()
-                training_success = np.mean(recent) if recent else 0.0
-                greedy_success = curve[-1][1] if curve else 0.0
-                print(
-                    f"{algo} seed {seed}: step {global_step}/{args.total_timesteps}, "
-                    f"SPS {global_step / (last_print - start):.0f}, episodes {episodes}, "
-                    f"training success (last 20) {training_success:.2f}, greedy success {greedy_success:.2f}",
-                    flush=True,
-                )
-    finally:
-        writer.close()
+    for global_step in range(1, args.total_timesteps + 1):
+        # Act: before learning_starts uniformly at random, then the learner's exploring policy.
+        if global_step <= args.learning_starts:
+            action = env.action_space.sample()
+        else:
+            action = agent.act(torch.as_tensor(obs, device=device), global_step).cpu().numpy()
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        column, row = np.minimum(((next_obs + 1) / 2 * HEATMAP_BINS).astype(int), HEATMAP_BINS - 1)
+        visits[row, column] += 1  # heat map of the states visited in training, x along columns
+        rb.add(obs, action, reward, next_obs, terminated)  # d = terminated: bootstrap through time limits
+        obs, episode_return = next_obs, episode_return + reward
+        if terminated or truncated:
+            recent = (recent + [info["is_success"]])[-20:]
+            writer.add_scalar("charts/episodic_return", episode_return, global_step)
+            writer.add_scalar("charts/success", float(info["is_success"]), global_step)
+            writer.add_scalar("charts/suboptimal_goal", float(info["is_suboptimal"]), global_step)
+            writer.add_scalar("charts/success_rate_last_20_episodes", float(np.mean(recent)), global_step)
+            obs, episode_return = env.reset()[0], 0.0
+        # Learn: one gradient step per environment step; log every 250 steps, stop on a non-finite value.
+        if global_step > args.learning_starts:
+            stats |= agent.update(rb.sample(args.batch_size), global_step)
+            for tag, value in stats.items() if global_step % 250 == 0 else ():
+                if not math.isfinite(float(value)):
+                    writer.close()
+                    raise SystemExit(f"{algo} seed {seed}: {tag} is {float(value)} at step {global_step}; stopping.")
+                writer.add_scalar(tag, float(value), global_step)
+        if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+            success, mean_return = evaluate_greedy(agent, eval_env, device)
+            curve.append((global_step, success, mean_return))
+            writer.add_scalar("eval/success_rate", success, global_step)
+            writer.add_scalar("eval/episodic_return", mean_return, global_step)
+            writer.add_scalar("charts/SPS", global_step / (time.time() - start), global_step)
+    writer.close()
     return np.array(curve), visits
 
 
 def plot_figure3(curves: dict, visits: dict, path: str) -> None:
-    """Mean greedy success rate vs steps with a two-standard-deviation band, and heat maps of visited states."""
+    """Figure 3: mean greedy success vs steps with a two-standard-deviation band; heat maps of the visited states."""
     colors = {"gamid": "tab:red", "sacm": "tab:blue"}
     fig = Figure(figsize=(5 + 4 * len(curves), 4), constrained_layout=True)
     axes = fig.subplots(1, 1 + len(curves), squeeze=False)[0]
     for algo, runs in curves.items():
-        steps = runs[0][:, 0]
         success = np.stack([run[:, 1] for run in runs])
         mean, std = success.mean(0), success.std(0)
-        low, high = np.clip(mean - 2 * std, 0, 1), np.clip(mean + 2 * std, 0, 1)
-        axes[0].plot(steps, mean, color=colors[algo], label=f"{algo} ({len(runs)} seeds)")
-        axes[0].fill_between(steps, low, high, color=colors[algo], alpha=0.2)
-    axes[0].set(
-        xlabel="environment steps",
-        ylabel="greedy success rate (optimal goal)",
-        ylim=(-0.02, 1.02),
-        title="MazeGrid: mean and 2 std",
-    )
+        axes[0].plot(runs[0][:, 0], mean, color=colors[algo], label=f"{algo} ({len(runs)} seeds)")
+        band = np.clip(mean - 2 * std, 0, 1), np.clip(mean + 2 * std, 0, 1)
+        axes[0].fill_between(runs[0][:, 0], *band, color=colors[algo], alpha=0.2)
+    axes[0].set(xlabel="environment steps", ylabel="greedy success rate (optimal goal)", ylim=(-0.02, 1.02))
+    axes[0].set_title("MazeGrid: mean and 2 std")
     axes[0].legend()
     walls = np.all(MazeGridEnv().render() == 0, axis=-1)  # the agent is absent before reset
-    extent = (-ARENA, ARENA, -ARENA, ARENA)
     for ax, (algo, counts) in zip(axes[1:], visits.items()):
-        ax.imshow(np.log1p(counts), origin="lower", extent=extent, cmap="magma")
-        wall_mask = np.ma.masked_where(~walls, walls)
-        ax.imshow(wall_mask, extent=extent, cmap="Greys_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(np.log1p(counts), origin="lower", extent=[-ARENA, ARENA] * 2, cmap="magma")
+        walls_only = np.ma.masked_where(~walls, walls)
+        ax.imshow(walls_only, extent=[-ARENA, ARENA] * 2, cmap="Greys_r", vmin=0, vmax=1, interpolation="nearest")
         for cell, color in ((OPTIMAL_CELL, "lime"), (SUBOPTIMAL_CELL, "orange")):
             x0, y0 = 2 * cell[0] - ARENA, 2 * cell[1] - ARENA
             ax.plot([x0, x0 + 2, x0 + 2, x0, x0], [y0, y0, y0 + 2, y0 + 2, y0], color=color, lw=1.5)
@@ -749,36 +572,27 @@ def main(args: Args) -> dict:
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
         json.dump(asdict(args), f, indent=2)
-    print("hyperparameters: " + ", ".join(f"{key}={value}" for key, value in asdict(args).items()))
     algos = ["gamid", "sacm"] if args.algo == "both" else [args.algo]
-    start = time.time()
-    curves = {algo: [] for algo in algos}
+    start, curves = time.time(), {algo: [] for algo in algos}
     visits = {algo: np.zeros((HEATMAP_BINS, HEATMAP_BINS)) for algo in algos}
     for algo in algos:
-        for k in range(args.num_seeds):
-            curve, counts = run_one_seed(args, algo, args.seed + k, run_dir, device)
+        for seed in range(args.seed, args.seed + args.num_seeds):
+            curve, counts = run_one_seed(args, algo, seed, run_dir, device)
             curves[algo].append(curve)
             visits[algo] += counts
-            print(
-                f"{algo} seed {args.seed + k}: final greedy success {curve[-1, 1]:.2f}, "
-                f"return {curve[-1, 2]:.2f} ({time.time() - start:.0f}s so far)",
-                flush=True,
-            )
+            print(f"{algo} seed {seed}: final greedy success {curve[-1, 1]:.2f}", flush=True)
 
     print(f"\nMazeGrid, {args.num_seeds} seeds x {args.total_timesteps} steps, wall time {time.time() - start:.0f}s")
     for algo, runs in curves.items():
-        final = np.array([run[-1, 1] for run in runs])
-        area = np.mean([run[:, 1].mean() for run in runs])
-        print(
-            f"{algo:>6}: final greedy success rate {final.mean():.2f} +- {final.std():.2f} "
-            f"(per seed {final.tolist()}), mean over the curve {area:.2f}"
-        )
+        final, area = np.array([run[-1, 1] for run in runs]), np.mean([run[:, 1].mean() for run in runs])
+        rate = f"final greedy success rate {final.mean():.2f} +- {final.std():.2f} (per seed {final.tolist()})"
+        print(f"{algo:>6}: {rate}, mean over the curve {area:.2f}")
     with open(os.path.join(run_dir, "curves.json"), "w") as f:
         json.dump({algo: [run.tolist() for run in runs] for algo, runs in curves.items()}, f)
     np.savez(os.path.join(run_dir, "visits.npz"), **visits)
-    figure_path = os.path.join(run_dir, "mazegrid.png")
-    plot_figure3(curves, visits, figure_path)
-    print(f"figure: {figure_path}\ntensorboard: {run_dir}")
+    figure = os.path.join(run_dir, "mazegrid.png")
+    plot_figure3(curves, visits, figure)
+    print(f"figure: {figure}\ntensorboard: {run_dir}")
     return curves
 
 

@@ -2,33 +2,21 @@
 
 import copy
 import math
-import pathlib
-import subprocess
-import sys
+import random
 import warnings
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import run_script, scalars
 from gymnasium.utils.env_checker import check_env
 from torch.distributions import Categorical, MixtureSameFamily, Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import mazegrid  # noqa: E402
+import mazegrid
 
 UP, DOWN, RIGHT, LEFT, STAY = (0, 1), (0, -1), (1, 0), (-1, 0), (0, 0)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small networks: threads only add overhead on a shared machine
-    yield
-    torch.set_num_threads(threads)
 
 
 def walk(env, moves):
@@ -158,14 +146,8 @@ def test_gymnasium_env_checker_passes():
         check_env(gym.make("MazeGrid-v0").unwrapped)
 
 
-def test_environment_checks_its_arguments():
-    with pytest.raises(ValueError):
-        mazegrid.MazeGridEnv(render_mode="human")
-    with pytest.raises(ValueError):
-        mazegrid.MazeGridEnv(max_episode_steps=0)
+def test_a_bad_action_is_refused():
     env = mazegrid.MazeGridEnv()
-    with pytest.raises(RuntimeError):
-        env.step(np.zeros(2, dtype=np.float32))
     env.reset()
     with pytest.raises(ValueError):
         env.step(np.array([0.0, np.nan]))
@@ -325,7 +307,7 @@ def test_sacm_actor_and_alpha_steps_follow_an_independent_computation():
 def test_greedy_action_is_the_mean_with_the_highest_q1(algo):
     torch.manual_seed(0)
     args = small_args(n_actors=4, n_components=4)
-    agent = mazegrid.ALGOS[algo](args, 2, 2, torch.device("cpu"))
+    agent = {"gamid": mazegrid.Gamid, "sacm": mazegrid.SACM}[algo](args, 2, 2, torch.device("cpu"))
     for obs in torch.rand(10, 2) * 2 - 1:
         with torch.no_grad():
             if algo == "gamid":
@@ -337,47 +319,38 @@ def test_greedy_action_is_the_mean_with_the_highest_q1(algo):
         assert torch.equal(agent.greedy(obs), expected)
 
 
-@pytest.mark.parametrize("algo", ["gamid", "sacm"])
-def test_short_run_writes_tensorboard_events_and_figure(algo, tmp_path):
+def test_short_run_of_both_learners_writes_events_curves_visits_and_figure(tmp_path):
     args = small_args(
-        algo=algo,
-        num_seeds=1,
-        total_timesteps=300,
-        learning_starts=100,
-        batch_size=32,
-        eval_freq=100,
-        runs_dir=str(tmp_path),
+        num_seeds=1, runs_dir=str(tmp_path), total_timesteps=300, learning_starts=100, batch_size=32, eval_freq=100
     )
     curves = mazegrid.main(args)
-    assert curves[algo][0][:, 0].tolist() == [100, 200, 300]
     (run_dir,) = tmp_path.iterdir()
-    assert list((run_dir / f"{algo}__1").glob("events.out.tfevents.*"))
     assert (run_dir / "mazegrid.png").exists() and (run_dir / "curves.json").exists()
-    assert np.load(run_dir / "visits.npz")[algo].sum() == 300
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    tags = EventAccumulator(str(run_dir / f"{algo}__1")).Reload().Tags()["scalars"]
-    assert {"eval/success_rate", "eval/episodic_return", "charts/episodic_return", "losses/qf_loss"} <= set(tags)
+    for algo in ("gamid", "sacm"):
+        assert curves[algo][0][:, 0].tolist() == [100, 200, 300]
+        assert np.load(run_dir / "visits.npz")[algo].sum() == 300  # one visit per environment step
+        logged = scalars(str(run_dir / f"{algo}__1"))
+        assert {"eval/success_rate", "eval/episodic_return", "charts/episodic_return", "losses/qf_loss"} <= set(logged)
+        assert [step for step, _ in logged["losses/qf_loss"]] == [250]  # every 250 steps once learning has started
 
 
 @pytest.mark.parametrize("algo", ["gamid", "sacm"])
-def test_evaluation_draws_nothing_from_the_training_streams(algo, tmp_path):
-    # runs that differ only in how often they evaluate visit the same states and learn the same values
+def test_runs_are_seeded_and_evaluation_draws_nothing_from_the_training_streams(algo, tmp_path):
+    # runs that differ only in how often they evaluate visit the same states and learn the same values, whatever
+    # the global random state before them (run_one_seed seeds torch only: numpy's and Python's streams go unused)
     runs = []
-    for eval_freq in (50, 400):
-        args = small_args(total_timesteps=400, learning_starts=100, batch_size=16, eval_freq=eval_freq)
+    for eval_freq in (50, 300):
+        torch.manual_seed(eval_freq)
+        np.random.seed(eval_freq)
+        random.seed(eval_freq)
+        args = small_args(total_timesteps=300, learning_starts=100, batch_size=16, eval_freq=eval_freq)
         runs.append(mazegrid.run_one_seed(args, algo, 3, str(tmp_path / str(eval_freq)), torch.device("cpu")))
-    assert np.array_equal(runs[0][1], runs[1][1])
-    assert np.array_equal(runs[0][0][-1], runs[1][0][-1])  # the final evaluation, at step 400
+    assert np.array_equal(runs[0][1], runs[1][1]) and runs[0][1].sum() == 300
+    assert np.array_equal(runs[0][0][-1], runs[1][0][-1])  # the final evaluation, at step 300
 
 
 def test_cli_rejects_unknown_algo_with_one_sentence(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "mazegrid.py"), "--algo", "ppo", "--runs-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_script("mazegrid.py", "--algo", "ppo", "--runs-dir", tmp_path, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "--algo must be gamid, sacm or both, not 'ppo'."
     assert not any(tmp_path.iterdir())
@@ -389,9 +362,10 @@ def test_cli_rejects_unknown_algo_with_one_sentence(tmp_path):
         ("num_seeds", 0, "--num-seeds must be at least 1."),
         ("n_actors", 0, "--n-actors must be at least 1."),
         ("epsilon_final", -0.1, "Epsilons must lie in [0, 1]."),
+        ("epsilon_fraction", 1.5, "Fractions must lie in [0, 1]."),
         ("temperature_final", -1.0, "Temperatures must not be negative."),
         ("learning_starts", 20000, "--total-timesteps must exceed --learning-starts."),
-        ("net_arch", (), "--net-arch needs at least one positive layer size."),
+        ("batch_size", 200_000, "--batch-size must lie between 1 and --buffer-size."),
     ],
 )
 def test_bad_arguments_are_rejected_before_training(field, value, sentence, tmp_path):
@@ -399,12 +373,3 @@ def test_bad_arguments_are_rejected_before_training(field, value, sentence, tmp_
         mazegrid.main(mazegrid.Args(runs_dir=str(tmp_path), **{field: value}))
     assert excinfo.value.code == sentence
     assert not any(tmp_path.iterdir())
-
-
-def test_same_seed_same_numbers(tmp_path):
-    args = small_args(algo="gamid", num_seeds=1, total_timesteps=200, learning_starts=50, batch_size=16, eval_freq=100)
-    torch.manual_seed(123)
-    first = mazegrid.run_one_seed(args, "gamid", 1, str(tmp_path / "a"), torch.device("cpu"))
-    second = mazegrid.run_one_seed(args, "gamid", 1, str(tmp_path / "b"), torch.device("cpu"))
-    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
-    assert math.isclose(first[1].sum(), 200)
