@@ -1,6 +1,7 @@
 """ppo_baseline.py: GAE, the clipped objective and the normalizer by hand; presets against the zoo; real runs."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,12 +10,11 @@ import time
 import numpy as np
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import ENV, ROOT, logged_the_same, run_script, scalars
 from torch.utils.tensorboard import SummaryWriter
 
 import ppo_baseline as ppo
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Hopper (terminating episodes) with small nets and short rollouts: a few seconds.
 TINY = dict(
     env_id="Hopper-v4",
@@ -29,28 +29,24 @@ TINY = dict(
 )
 
 
-def scalars(run_dir):
-    accumulator = EventAccumulator(run_dir, size_guidance={"scalars": 0})
-    accumulator.Reload()
-    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+def filled_buffer(rows, n_envs):
+    """A RolloutBuffer holding `rows`: one dict of per-env lists per step (fields left out stay 0)."""
+    buffer = ppo.RolloutBuffer(n_steps=len(rows), n_envs=n_envs, obs_dim=1, act_dim=1, device=torch.device("cpu"))
+    for step, row in enumerate(rows):
+        buffer.add(step, **{name: torch.tensor(values) for name, values in row.items()})
+    return buffer
 
 
 def test_gae_by_hand_bootstraps_a_time_limit_but_not_a_termination():
     """Two envs see the same rewards and values; at step 1 env 0 hits the time limit, env 1 terminates."""
-    gamma, gae_lambda = 0.9, 0.5
-    buffer = ppo.RolloutBuffer(n_steps=3, n_envs=2, obs_dim=1, act_dim=1, device=torch.device("cpu"))
+    rows = []
     for step, (reward, value) in enumerate([(1.0, 0.5), (2.0, 1.0), (3.0, 1.5)]):
         ended = float(step == 1)
-        buffer.add(
-            step,
-            rewards=torch.tensor([reward, reward]),
-            values=torch.tensor([value, value]),
-            terminations=torch.tensor([0.0, ended]),
-            truncations=torch.tensor([ended, 0.0]),
-            episode_ends=torch.tensor([ended, ended]),
-            final_values=torch.tensor([4.0 * ended, 0.0]),  # V(final obs) of the time-limited episode
-        )
-    buffer.compute_returns(last_value=torch.tensor([2.0, 2.0]), gamma=gamma, gae_lambda=gae_lambda)
+        rows.append(dict(rewards=[reward, reward], values=[value, value], terminations=[0.0, ended],
+                         truncations=[ended, 0.0], episode_ends=[ended, ended],
+                         final_values=[4.0 * ended, 0.0]))  # V(final obs) of the time-limited episode  # fmt: skip
+    buffer = filled_buffer(rows, n_envs=2)
+    buffer.compute_returns(last_value=torch.tensor([2.0, 2.0]), gamma=0.9, gae_lambda=0.5)
 
     # Step 2 starts new episodes in both: delta_2 = 3 + 0.9 * 2 - 1.5 = 3.3 = A_2.
     # Env 0, step 1: delta = 2 + 0.9 * V(final obs) 4 - 1 = 4.6; the episode ends, so A_1 = 4.6.
@@ -60,15 +56,12 @@ def test_gae_by_hand_bootstraps_a_time_limit_but_not_a_termination():
     assert torch.allclose(buffer.advantages, expected, atol=1e-6)
     assert torch.allclose(buffer.returns, expected + torch.tensor([[0.5], [1.0], [1.5]]), atol=1e-6)
 
-
-def test_gae_with_lambda_one_and_no_episode_end_is_the_discounted_return_minus_the_value():
-    rewards = torch.tensor([[1.0], [2.0], [3.0]])
-    values = torch.tensor([[0.3], [0.2], [0.1]])
-    next_values = torch.tensor([[0.2], [0.1], [5.0]])
-    zeros = torch.zeros(3, 1)
-    advantages = ppo.compute_gae(rewards, values, next_values, zeros, zeros, gamma=0.5, gae_lambda=1.0)
+    # With lambda = 1 and no episode end, A_t is the discounted return (bootstrapped at the end) minus V(s_t).
+    rows = [dict(rewards=[reward], values=[value]) for reward, value in [(1.0, 0.3), (2.0, 0.2), (3.0, 0.1)]]
+    buffer = filled_buffer(rows, n_envs=1)
+    buffer.compute_returns(last_value=torch.tensor([5.0]), gamma=0.5, gae_lambda=1.0)
     discounted = [1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 5, 2 + 0.5 * 3 + 0.25 * 5, 3 + 0.5 * 5]
-    assert torch.allclose(advantages[:, 0], torch.tensor(discounted) - values[:, 0])
+    assert torch.allclose(buffer.advantages[:, 0], torch.tensor(discounted) - torch.tensor([0.3, 0.2, 0.1]))
 
 
 def test_clipped_surrogate_by_hand_value_and_gradient():
@@ -82,6 +75,17 @@ def test_clipped_surrogate_by_hand_value_and_gradient():
     loss.backward()
     # d(-r A / 4) / d log_prob = -r A / 4 where unclipped; a clipped term carries no gradient.
     assert torch.allclose(log_prob.grad, torch.tensor([-0.5 / 4, 1.1 / 4, 0.0, 0.0]), atol=1e-6)
+
+
+def test_the_policy_log_prob_and_entropy_are_the_gaussian_ones():
+    torch.manual_seed(0)
+    agent = ppo.Agent(obs_dim=4, act_dim=2, net_arch=(8,), activation="tanh", log_std_init=-0.3, ortho_init=False)
+    obs, actions = torch.randn(5, 4), torch.randn(5, 2)
+    _, log_prob, entropy, value = agent(obs, actions)
+    normal = torch.distributions.Normal(agent.policy_net(obs), agent.log_std.exp())
+    assert torch.allclose(log_prob, normal.log_prob(actions).sum(-1), atol=1e-6)
+    assert torch.allclose(entropy, normal.entropy().sum(-1), atol=1e-6)
+    assert torch.equal(value, agent.value_net(obs)[:, 0])
 
 
 def pooled_mean_var(samples: np.ndarray, prior_count: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
@@ -113,10 +117,14 @@ def test_running_statistics_and_normalizer_match_numpy():
         returns[done] = 0.0
     assert np.abs(normalized).max() < 10  # the clip did not decide the comparison above
 
-    frozen = normalizer.state_dict()
+    frozen = {key: value.clone() for key, value in normalizer.state_dict().items()}
     far = normalizer.observation(np.array([[1e6, 0.0, 0.0]]), update=False)
     assert far[0, 0] == 10.0  # clipped at 10
     assert all(torch.equal(value, normalizer.state_dict()[key]) for key, value in frozen.items())  # not updated
+    restored = ppo.ObsRewardNormalizer(obs_dim=3, n_envs=2, gamma=0.9)
+    restored.load_state_dict(frozen)
+    obs = rng.normal(size=(2, 3))
+    assert np.array_equal(restored.observation(obs, update=True), normalizer.observation(obs, update=True))
 
 
 def test_orthogonal_init_gains_as_sb3():
@@ -171,8 +179,9 @@ def test_every_preset_cell_is_the_zoo_value(task):
     assert args.env_id == f"{task}-v4"
     zoo = SB3_DEFAULTS | ZOO[task]
     for field in ppo.PRESETS[task]:
-        if field == "total_timesteps":  # the paper's budget (Table 1), not the zoo's 1e7 for Humanoid
-            assert args.total_timesteps == (2_000_000 if task == "Humanoid" else zoo["n_timesteps"])
+        if field == "total_timesteps":  # the paper's budget (Table 1), not the zoo's 1e7 for Humanoid; whole rollouts
+            budget = 2_000_000 if task == "Humanoid" else zoo["n_timesteps"]
+            assert ppo.PRESETS[task][field] == budget and 0 <= args.total_timesteps - budget < args.n_steps
         else:
             assert getattr(args, field) == zoo[field], f"{task} {field}"
     assert (args.n_envs, args.normalize) == (zoo["n_envs"], zoo["normalize"])
@@ -183,39 +192,31 @@ def test_an_explicit_flag_beats_the_preset(capsys):
     args = ppo.resolve_args(ppo.Args(env_id="Hopper-v3", learning_rate=3e-4, net_arch=(64, 64)))
     assert "Hopper-v3 needs mujoco-py" in capsys.readouterr().out
     assert (args.learning_rate, args.net_arch, args.batch_size) == (3e-4, (64, 64), 32)
+    args = ppo.resolve_args(ppo.Args(env_id="Hopper-v4", total_timesteps=1000, n_steps=128, n_envs=2))
+    assert args.total_timesteps == 1024  # rounded up to whole rollouts, as SB3 runs them
 
 
-@pytest.mark.parametrize(
-    "overrides, words",
-    [
-        (dict(batch_size=1024, n_steps=512), "--batch-size must lie between 2 and the rollout size"),
-        (dict(batch_size=1), "--batch-size must lie between 2"),
+def test_bad_input_is_refused_with_one_sentence():
+    for overrides, words in [
+        (dict(batch_size=1024, n_steps=512), "--batch-size must lie between 2 and n_steps x n_envs = 512"),
         (dict(gamma=1.5), "--gamma and --gae-lambda must lie in [0, 1]"),
         (dict(clip_range=0.0), "must be positive"),
         (dict(n_epochs=0), "must be positive"),
         (dict(ent_coef=-0.1), "must not be negative"),
         (dict(net_arch=()), "--net-arch needs at least one layer"),
         (dict(env_id="Hopper-v9"), "Unknown env id 'Hopper-v9'"),
-    ],
-)
-def test_bad_input_is_refused_with_one_sentence(overrides, words):
-    with pytest.raises(SystemExit) as refusal:
-        ppo.resolve_args(ppo.Args(**{"env_id": "Hopper-v4"} | overrides))
-    message = str(refusal.value.code)
-    assert words in message and message.count(". ") == 0 and "\n" not in message
+    ]:
+        with pytest.raises(SystemExit) as refusal:
+            ppo.resolve_args(ppo.Args(**{"env_id": "Hopper-v4"} | overrides))
+        message = str(refusal.value.code)
+        assert words in message and message.count(". ") == 0 and "\n" not in message, message
 
 
-def test_a_discrete_env_is_refused_on_the_command_line_without_a_traceback(tmp_path):
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "ppo_baseline.py"), "--env-id", "CartPole-v1", "--runs-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=os.environ | {"OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert "CartPole-v1 has a Discrete action space" in result.stderr
-    assert not os.listdir(tmp_path)  # refused before a run directory was made
+def test_a_discrete_env_is_refused_before_a_run_directory_is_made(tmp_path):
+    with pytest.raises(SystemExit) as refusal:  # a string: Python prints it alone and exits with status 1
+        ppo.main(ppo.Args(env_id="CartPole-v1", runs_dir=str(tmp_path)))
+    assert refusal.value.code == "CartPole-v1 has a Discrete action space; this PPO needs a Box one."
+    assert not os.listdir(tmp_path)
 
 
 def test_short_run_logs_standard_tags_and_its_saved_model_reproduces_the_evaluation(tmp_path, capsys):
@@ -224,7 +225,7 @@ def test_short_run_logs_standard_tags_and_its_saved_model_reproduces_the_evaluat
     expected = {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return",
                 "losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl", "losses/clipfrac",
                 "losses/explained_variance", "charts/action_std"}  # fmt: skip
-    assert expected <= set(logged)
+    assert expected == set(logged)
     assert [step for step, _ in logged["eval/episodic_return"]] == [512, 1024]
     assert [step for step, _ in logged["losses/policy_loss"]] == [256, 512, 768, 1024]
     assert os.path.exists(os.path.join(run_dir, "hyperparameters.json"))
@@ -244,25 +245,20 @@ def test_short_run_logs_standard_tags_and_its_saved_model_reproduces_the_evaluat
     assert capsys.readouterr().out.strip().endswith(f"{np.mean(returns):.1f} +- {np.std(returns):.1f} over 2 episodes")
 
 
-def final_state(run_dir):
-    checkpoint = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)
-    logged = scalars(run_dir)
-    returns = {tag: logged[tag] for tag in ("charts/episodic_return", "eval/episodic_return", "losses/value_loss")}
-    return checkpoint, returns
+# Six rollouts of 2 x 128 steps; checkpoints every two. Two envs: a checkpoint falls mid-episode in each.
+RESUMABLE = TINY | dict(n_envs=2, n_steps=128, total_timesteps=1536, checkpoint_freq=512, save_model=True)
 
 
-def assert_same_run(whole, parts):
+def final_parameters(run_dir):
+    saved = torch.load(os.path.join(run_dir, "ppo_baseline.model"))
+    return {f"{part}.{name}": tensor for part in ("agent", "normalizer") for name, tensor in saved[part].items()}
+
+
+def assert_same_run(parts, whole):
     """The same final parameters and normalization statistics, the same logs (none twice), bit for bit."""
-    whole_checkpoint, whole_logged = final_state(whole)
-    parts_checkpoint, parts_logged = final_state(parts)
-    assert parts_checkpoint["step"] == whole_checkpoint["step"] == 1536
-    for part in ("agent", "normalizer"):
-        for name, tensor in whole_checkpoint[part].items():
-            assert torch.equal(tensor, parts_checkpoint[part][name]), f"{part} {name}"
-    assert whole_logged == parts_logged
-
-
-RESUMABLE = TINY | dict(total_timesteps=1536, checkpoint_freq=256)  # six rollouts of 256 steps
+    whole_parameters, parts_parameters = final_parameters(whole), final_parameters(parts)
+    assert all(torch.equal(tensor, parts_parameters[name]) for name, tensor in whole_parameters.items())
+    logged_the_same(parts, whole)
 
 
 @pytest.fixture(scope="module")
@@ -276,33 +272,45 @@ def test_a_sigterm_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path,
 
     def interrupted_train_step(**kwargs):
         calls.append(1)
-        if len(calls) == 9:  # in the second rollout's update: the run checkpoints at step 512 and exits
+        if len(calls) == 5:  # in the first update (4 minibatches x 2 epochs): finish it, checkpoint and exit
             os.kill(os.getpid(), signal.SIGTERM)
         return real_train_step(**kwargs)
 
     monkeypatch.setattr(ppo, "train_step", interrupted_train_step)
     with pytest.raises(SystemExit) as interruption:
         ppo.main(ppo.Args(runs_dir=str(tmp_path), **RESUMABLE))
-    assert interruption.value.code == ppo.INTERRUPTED_EXIT_CODE
+    assert interruption.value.code == ppo.INTERRUPTED_EXIT_CODE == 75
     monkeypatch.setattr(ppo, "train_step", real_train_step)
     (parts,) = [str(path) for path in tmp_path.iterdir()]
-    assert torch.load(os.path.join(parts, "checkpoint.pt"), weights_only=False)["step"] == 512
+    assert torch.load(os.path.join(parts, "checkpoint.pt"), weights_only=False)["step"] == 256  # not a periodic one
     leftover = SummaryWriter(parts)  # what a killed run may have flushed past its checkpoint: to be purged
-    leftover.add_scalar("charts/episodic_return", -1.0, 600)
-    leftover.add_scalar("eval/episodic_return", -1.0, 768)
+    leftover.add_scalar("charts/episodic_return", -1.0, 300)
+    leftover.add_scalar("eval/episodic_return", -1.0, 512)
     leftover.close()
     time.sleep(1.1)  # event files are read in the order of the second in their names
 
     assert ppo.main(ppo.Args(resume=parts)) == parts
-    assert_same_run(whole_run, parts)
-    assert ppo.main(ppo.Args(resume=parts)) == parts  # a finished run says so and does nothing
+    assert_same_run(parts, whole_run)
+    assert ppo.main(ppo.Args(resume=parts)) == parts  # a finished run resumes to nothing more
+    logged_the_same(parts, whole_run)
+
+    shutil.copy(os.path.join(parts, "checkpoint.pt"), tmp_path / "truncated.pt")
+    with open(tmp_path / "truncated.pt", "r+b") as f:
+        f.truncate(os.path.getsize(tmp_path / "truncated.pt") // 2)
+    with pytest.raises(SystemExit) as refusal:
+        ppo.load_checkpoint(str(tmp_path / "truncated.pt"))
+    assert "cannot be read" in str(refusal.value.code)
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint_to_the_uninterrupted_result(tmp_path, whole_run):
-    command = [sys.executable, os.path.join(ROOT, "ppo_baseline.py"), "--runs-dir", str(tmp_path)]
+    flags = ["--runs-dir", str(tmp_path)]
     for field, value in RESUMABLE.items():
-        command += [f"--{field.replace('_', '-')}", *map(str, value if isinstance(value, tuple) else [value])]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if value is True:
+            flags.append(f"--{field.replace('_', '-')}")
+        else:
+            flags += [f"--{field.replace('_', '-')}", *map(str, value if isinstance(value, tuple) else [value])]
+    command = [sys.executable, os.path.join(ROOT, "ppo_baseline.py"), *flags]
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not list(tmp_path.glob("*/checkpoint.pt")):  # written by rename: whole once it is there
         assert process.poll() is None, "the run ended before its first checkpoint"
         time.sleep(0.02)
@@ -310,28 +318,17 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_to_the_uninterrupted_resu
     process.wait()
     (parts,) = [str(path) for path in tmp_path.iterdir()]
     assert torch.load(os.path.join(parts, "checkpoint.pt"), weights_only=False)["step"] < 1536
+    time.sleep(1.1)  # event files are read in the order of the second in their names
 
     ppo.main(ppo.Args(resume=parts))
-    assert_same_run(whole_run, parts)
-
-
-def test_a_truncated_checkpoint_is_refused_with_one_sentence(tmp_path):
-    run_dir = ppo.main(ppo.Args(runs_dir=str(tmp_path), **TINY | dict(total_timesteps=512, checkpoint_freq=256)))
-    path = os.path.join(run_dir, "checkpoint.pt")
-    with open(path, "r+b") as f:
-        f.truncate(os.path.getsize(path) // 2)
-    with pytest.raises(SystemExit) as refusal:
-        ppo.main(ppo.Args(resume=run_dir))
-    assert "truncated or corrupt" in str(refusal.value.code)
+    assert_same_run(parts, whole_run)
 
 
 def test_track_logs_to_weights_and_biases_offline(tmp_path):
     """--track with W&B offline (no network), in a subprocess: wandb patches TensorBoard for the process."""
-    command = [sys.executable, os.path.join(ROOT, "ppo_baseline.py"), "--track", "--runs-dir", str(tmp_path)]
-    command += ["--env-id", "Hopper-v4", "--total-timesteps", "256", "--n-steps", "128", "--n-epochs", "1"]
-    command += ["--net-arch", "16", "16", "--eval-episodes", "1", "--checkpoint-freq", "0"]
-    environment = os.environ | {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    flags = ["--track", "--runs-dir", tmp_path, "--env-id", "Hopper-v4", "--total-timesteps", "128", "--n-steps", "128"]
+    flags += ["--n-epochs", "1", "--net-arch", "16", "16", "--eval-episodes", "1", "--checkpoint-freq", "0"]
+    result = run_script("ppo_baseline.py", *flags, env=ENV | {"WANDB_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-2000:]
     (record,) = (tmp_path / "wandb").glob("offline-run-*/*.wandb")  # what `wandb sync` would upload
     content = record.read_bytes()
@@ -361,19 +358,17 @@ def renderer_works():
 def test_capture_video_records_evaluation_episodes_in_training_and_when_watching(tmp_path):
     if not renderer_works():
         pytest.skip("no offscreen OpenGL here (apt-get install libosmesa6, or MUJOCO_GL=egl with a GPU)")
-    env = os.environ | {"MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
-    script = os.path.join(ROOT, "ppo_baseline.py")
-    command = [sys.executable, script, "--env-id", "InvertedPendulum-v4", "--total-timesteps", "256"]
-    command += ["--n-steps", "128", "--batch-size", "32", "--net-arch", "16", "16", "--eval-freq", "128"]
-    command += ["--eval-episodes", "2", "--runs-dir", str(tmp_path), "--capture-video", "--save-model"]
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
+    env = ENV | {"MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
+    flags = ["--env-id", "InvertedPendulum-v4", "--total-timesteps", "128", "--n-steps", "64", "--batch-size", "32"]
+    flags += ["--net-arch", "16", "16", "--eval-freq", "64", "--eval-episodes", "1", "--runs-dir", tmp_path]
+    assert run_script("ppo_baseline.py", *flags, "--capture-video", "--save-model", env=env).returncode == 0
     (run_dir,) = tmp_path.iterdir()
     videos = sorted(path.name for path in (run_dir / "videos").glob("*.mp4"))
-    assert videos == [f"rl-video-episode-{i}.mp4" for i in range(4)]  # 2 evaluations x 2 episodes
+    assert videos == [f"rl-video-episode-{i}.mp4" for i in range(2)]  # 2 evaluations x 1 episode
 
-    watch = [sys.executable, script, "--evaluate", str(run_dir / "ppo_baseline.model"), "--eval-episodes", "3"]
-    subprocess.run(watch + ["--capture-video"], env=env, check=True, capture_output=True, timeout=300)
-    assert len(list((run_dir / "videos_evaluate").glob("*.mp4"))) == 3
+    watch = ["--evaluate", run_dir / "ppo_baseline.model", "--eval-episodes", "3", "--capture-video"]
+    assert run_script("ppo_baseline.py", *watch, env=env).returncode == 0
+    assert len(list((run_dir / "videos_evaluate").glob("*.mp4"))) == 3  # the last one written when the env closes
 
 
 def test_time_limits_bootstrap_from_the_final_observation_in_a_vector_env(tmp_path, monkeypatch):
