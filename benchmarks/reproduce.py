@@ -51,7 +51,9 @@ budget), starts again in a clean folder.
 - SLURM (`--slurm`): `grid.sbatch`, a job array with one index per run (written, not submitted), asks SLURM for
   SIGUSR1 `--slurm-signal-seconds` before the time limit and passes it, or a pre-emption's SIGTERM, to the run;
   when the run exits 75, the task requeues itself (`scontrol requeue`) and the requeued task resumes. Submitting
-  `grid.sbatch` again does the same for every unfinished run.
+  `grid.sbatch` again does the same for every unfinished run. docs/slurm.md: time limits, GPUs (`--slurm-gres`),
+  accounts (`--slurm-account`), logs, progress, failed nodes, checkpoint sizes; tests/test_slurm.py runs it all on
+  a real SLURM cluster.
 
 Every run evaluates often enough for a curve: by default at least 50 times, and every 10,000 steps at the
 paper's budget (1M steps, 2M for Humanoid), whichever is more frequent.
@@ -231,6 +233,10 @@ class Args:
     """SLURM --mem of one run"""
     slurm_partition: Optional[str] = None
     """SLURM --partition (default: the cluster's)"""
+    slurm_gres: Optional[str] = None
+    """SLURM --gres of one run, e.g. gpu:1 (default: none; the scripts use a GPU when they see one)"""
+    slurm_account: Optional[str] = None
+    """SLURM --account charged for the runs (default: the user's default account)"""
     slurm_setup: Optional[str] = None
     """shell line run before each job, e.g. 'source .venv/bin/activate' (default: activate this Python's venv)"""
     summarize_only: bool = False
@@ -270,16 +276,20 @@ def selected_tasks(args: Args) -> tuple[str, ...]:
 
 
 def preset_n_actors(repo_root: str, task: str) -> int:
-    """N of the task's preset, read from gamid_continuous_action.py's PRESETS (Table 5) without importing it."""
+    """N of the task's preset, read from gamid_continuous_action.py's PRESETS (Table 5) without importing it: a row
+    is a tuple whose columns PRESET_FIELDS names (or a dict(...) of them)."""
     with open(os.path.join(repo_root, EXPERIMENT_SCRIPT + ".py")) as f:
         tree = ast.parse(f.read())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PRESETS" for t in node.targets):
-            presets = {ast.literal_eval(key): value for key, value in zip(node.value.keys, node.value.values)}
-            family = task.split("-")[0]
-            preset = presets.get(family, presets["Hopper"])  # Box envs outside the paper take Hopper's column
-            return next(ast.literal_eval(k.value) for k in preset.keywords if k.arg == "n_actors")
-    raise SystemExit(f"No PRESETS in {EXPERIMENT_SCRIPT}.py, so the task's N is unknown.")
+    assigned = {
+        getattr(t, "id", None): node.value for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+    }
+    if "PRESETS" not in assigned:
+        raise SystemExit(f"No PRESETS in {EXPERIMENT_SCRIPT}.py, so the task's N is unknown.")
+    presets = {ast.literal_eval(key): row for key, row in zip(assigned["PRESETS"].keys, assigned["PRESETS"].values)}
+    row = presets.get(task.split("-")[0], presets["Hopper"])  # Box envs outside the paper take Hopper's column
+    if isinstance(row, ast.Call):  # dict(n_actors=..., ...)
+        return next(ast.literal_eval(keyword.value) for keyword in row.keywords if keyword.arg == "n_actors")
+    return ast.literal_eval(row)[ast.literal_eval(assigned["PRESET_FIELDS"]).index("n_actors")]
 
 
 def static(name: str, value: float) -> tuple[str, ...]:
@@ -552,6 +562,30 @@ def run_grid(runs: list[Run], out_dir: str, args: Args) -> tuple[int, int]:
 # --- SLURM ---------------------------------------------------------------------------------------------------
 
 
+def slurm_seconds(time_limit: str) -> Optional[int]:
+    """Seconds of a SLURM --time (minutes, minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes,
+    days-hours:minutes:seconds); None for no limit or a value SLURM would reject (sbatch then says why)."""
+    days, _, clock = time_limit.rpartition("-") if "-" in time_limit else ("0", "", time_limit)
+    parts = clock.split(":")
+    if not (days + "".join(parts)).isdigit() or len(parts) > 3:
+        return None
+    numbers = [int(part) for part in parts]
+    if "-" in time_limit:  # days-hours[:minutes[:seconds]]
+        numbers += [0] * (3 - len(numbers))
+        return ((int(days) * 24 + numbers[0]) * 60 + numbers[1]) * 60 + numbers[2]
+    if len(numbers) == 3:
+        return (numbers[0] * 60 + numbers[1]) * 60 + numbers[2]
+    return numbers[0] * 60 + (numbers[1] if len(numbers) == 2 else 0)
+
+
+def slurm_value(value: str) -> str:
+    """A value for an #SBATCH line: sbatch splits those lines at blanks and reads double and single quotes, so a
+    value with either is written in double quotes (one holding a double quote or a line break cannot be)."""
+    if '"' in value or "\n" in value:
+        raise SystemExit(f"{value!r} cannot go on an #SBATCH line: it holds a double quote or a line break.")
+    return f'"{value}"' if any(c.isspace() or c in "'\\" for c in value) else value
+
+
 def write_slurm(runs: list[Run], out_dir: str, args: Args) -> str:
     """Write grid.sbatch (array index i runs line i + 1 of commands.txt) and commands.txt; returns the sbatch path."""
     os.makedirs(os.path.join(out_dir, "slurm"), exist_ok=True)
@@ -568,11 +602,13 @@ def write_slurm(runs: list[Run], out_dir: str, args: Args) -> str:
         f"#SBATCH --cpus-per-task={args.slurm_cpus}",
         f"#SBATCH --mem={args.slurm_mem}",
         f"#SBATCH --time={args.slurm_time}",
-        f"#SBATCH --output={os.path.join(out_dir, 'slurm', '%A_%a.out')}",
+        f"#SBATCH --output={slurm_value(os.path.join(out_dir, 'slurm', '%A_%a.out'))}",
         "#SBATCH --open-mode=append",
         f"#SBATCH --signal=B:USR1@{args.slurm_signal_seconds}",
         "#SBATCH --requeue",
-        *([f"#SBATCH --partition={args.slurm_partition}"] if args.slurm_partition else []),
+        *([f"#SBATCH --partition={slurm_value(args.slurm_partition)}"] if args.slurm_partition else []),
+        *([f"#SBATCH --gres={slurm_value(args.slurm_gres)}"] if args.slurm_gres else []),
+        *([f"#SBATCH --account={slurm_value(args.slurm_account)}"] if args.slurm_account else []),
         f"# Written by benchmarks/reproduce.py: {len(runs)} run(s); array index i = line i + 1 of commands.txt.",
         f"# Submit with: sbatch {shlex.quote(sbatch_path)}",
         "# A task skips a finished run (DONE holds its command) and resumes an interrupted one from its checkpoint.",
@@ -581,9 +617,16 @@ def write_slurm(runs: list[Run], out_dir: str, args: Args) -> str:
         "itself.",
         "# Summarize with: python benchmarks/reproduce.py --summarize-only --out-dir <this folder>",
         "set -euo pipefail",
+        "# SLURM signals the batch shell only (B:), so the shell passes them on to the run (or, before the run has",
+        "# started, skips it and requeues).",
+        f'STOP="" RUN_PID="" GRID_SBATCH={shlex.quote(sbatch_path)}',
+        'stop() { STOP=$1; if [ -n "$RUN_PID" ]; then kill -"$1" "$RUN_PID" 2>/dev/null || true; fi; }',
+        "trap 'stop USR1' USR1  # SLURM's warning before the time limit",
+        "trap 'stop TERM' TERM  # pre-emption or scancel",
         *([setup] if setup else []),
         f"cd {shlex.quote(os.path.abspath(args.repo_root))}",
         f"export OMP_NUM_THREADS={args.slurm_cpus} MKL_NUM_THREADS={args.slurm_cpus}",
+        "export PYTHONUNBUFFERED=1  # the run's progress lines reach its train.log as they are printed",
         'case "${SLURM_ARRAY_TASK_ID:?submit with sbatch, or set SLURM_ARRAY_TASK_ID}" in',
     ]
     for i, run in enumerate(runs):
@@ -601,18 +644,25 @@ def write_slurm(runs: list[Run], out_dir: str, args: Args) -> str:
         '  rm -rf "$RUN_DIR" && mkdir -p "$RUN_DIR" && printf \'%s\\n\' "$COMMAND" > "$RUN_DIR/COMMAND"',
         "fi",
         'rm -f "$RUN_DIR/FAILED"',
-        'echo "--- $(date \'+%Y-%m-%d %H:%M:%S\'): python $*" | tee -a "$RUN_DIR/train.log"',
-        'python "$@" >> "$RUN_DIR/train.log" 2>&1 &',
-        "RUN_PID=$!",
-        "trap 'kill -USR1 \"$RUN_PID\" 2>/dev/null' USR1  # SLURM's warning before the time limit",
-        "trap 'kill -TERM \"$RUN_PID\" 2>/dev/null' TERM  # pre-emption or scancel",
-        'while kill -0 "$RUN_PID" 2>/dev/null; do wait "$RUN_PID" || true; done  # a trapped signal ends a wait',
-        'set +e; wait "$RUN_PID"; CODE=$?; set -e',
+        "# A signal before the run has started: no run (the next attempt starts it, or resumes its checkpoint).",
+        f'if [ -n "$STOP" ]; then echo "SIG$STOP before the run started"; CODE={INTERRUPTED_EXIT_CODE}; else',
+        "  echo \"--- $(date '+%Y-%m-%d %H:%M:%S'): python $* (task ${SLURM_JOB_ID:-?}, restart "
+        '${SLURM_RESTART_COUNT:-0}; progress: $RUN_DIR/train.log)" | tee -a "$RUN_DIR/train.log"',
+        '  python "$@" >> "$RUN_DIR/train.log" 2>&1 &',
+        "  RUN_PID=$!",
+        "  # A signal while it was starting may have reached the forked shell, not Python: pass it on again.",
+        '  if [ -n "$STOP" ]; then sleep 1; kill -"$STOP" "$RUN_PID" 2>/dev/null || true; fi',
+        '  while kill -0 "$RUN_PID" 2>/dev/null; do wait "$RUN_PID" || true; done  # a trapped signal ends a wait',
+        '  set +e; wait "$RUN_PID"; CODE=$?; set -e',
+        "  # Stopped by SLURM, maybe before the run could catch the signal: it resumes from its last checkpoint (or",
+        "  # starts again), as a run that checkpointed on the signal does.",
+        f'  if [ "$CODE" -ne 0 ] && [ "$CODE" -ne {INTERRUPTED_EXIT_CODE} ] && [ -n "$STOP" ]; then'
+        f' echo "SIG$STOP; run exit $CODE"; CODE={INTERRUPTED_EXIT_CODE}; fi',
+        "fi",
         'if [ "$CODE" -eq 0 ]; then printf \'%s\\n\' "$COMMAND" > "$RUN_DIR/DONE"; exit 0; fi',
         f'if [ "$CODE" -eq {INTERRUPTED_EXIT_CODE} ]; then',
-        '  echo "interrupted at a checkpoint; requeueing task ${SLURM_JOB_ID:-?} to resume"',
-        f'  scontrol requeue "${{SLURM_JOB_ID:?}}" || echo "requeue failed; sbatch {shlex.quote(sbatch_path)} '
-        'again resumes" >&2',
+        '  echo "interrupted; requeueing task ${SLURM_JOB_ID:-?} to resume from its checkpoint"',
+        '  scontrol requeue "${SLURM_JOB_ID:?}" || echo "requeue failed; sbatch \\"$GRID_SBATCH\\" again resumes" >&2',
         f"  exit {INTERRUPTED_EXIT_CODE}",
         "fi",
         'echo "exit $CODE" > "$RUN_DIR/FAILED"',
@@ -1468,6 +1518,12 @@ def main(args: Args) -> int:
             ),
             (args.eval_freq is not None and args.eval_freq < 1, f"--eval-freq must be positive, got {args.eval_freq}."),
             (args.slurm_signal_seconds < 0, "--slurm-signal-seconds cannot be negative."),
+            (
+                args.slurm and (slurm_seconds(args.slurm_time) or math.inf) <= args.slurm_signal_seconds + 60,
+                f"--slurm-time {args.slurm_time} leaves no time to train: SLURM sends the warning "
+                f"--slurm-signal-seconds ({args.slurm_signal_seconds}) before the limit, or up to 60 s earlier still, "
+                "and every attempt would stop and requeue at once; make the time longer or the warning shorter.",
+            ),
             (not args.ablations, "--ablations needs at least one of n_actors, temperature, epsilon."),
         ]
         for wrong, sentence in problems:

@@ -1,4 +1,4 @@
-"""Every relative link in README.md and docs/results.md leads somewhere: a committed file, or a heading of the page."""
+"""Every relative link in README.md and the docs/ pages leads somewhere: a committed file, or a heading of the page."""
 
 import pathlib
 import re
@@ -6,7 +6,7 @@ import re
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-PAGES = ("README.md", "docs/results.md")
+PAGES = ("README.md", "docs/results.md", "docs/slurm.md")
 LINK = re.compile(r"\]\(([^)\s]+)\)")  # [text](target) and ![alt](target)
 
 
