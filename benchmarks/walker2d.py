@@ -128,6 +128,22 @@ def scalars(path: str) -> dict:
     return {tag: np.array([(e.step, e.value) for e in events.Scalars(tag)]) for tag in events.Tags()["scalars"]}
 
 
+def reused_finals() -> dict:
+    """Final returns of the earlier 50k-step Walker2d runs published in docs/results/ (same code path, eval every 1,000
+    steps, reproducible bit for bit): (variant, seed) -> return. Used for seeds without a run directory here."""
+    docs = os.path.join(REPO_ROOT, "docs", "results")
+    finals = {}
+    with open(os.path.join(docs, "table1-50k", "results.csv")) as f:
+        for row in csv.DictReader(f):
+            if row["task"] == "Walker2d-v4" and row["method"] in ("td3", "gamid"):
+                finals[("td3" if row["method"] == "td3" else "preset", int(row["seed"]))] = float(row["final_value"])
+    with open(os.path.join(docs, "gamid-50k", "auto_temperature.csv")) as f:
+        for row in csv.DictReader(f):
+            if row["task"] == "Walker2d-v4" and row["method"] == "auto":
+                finals[("auto", int(row["seed"]))] = float(row["final_return"])
+    return finals
+
+
 def summarize(args: Args, out_dir: str) -> None:
     import matplotlib
 
@@ -136,10 +152,15 @@ def summarize(args: Args, out_dir: str) -> None:
     from scipy.stats import ttest_ind
 
     rows, per_variant = [], {}
+    reused = reused_finals() if args.total_timesteps == 50_000 else {}
     for variant in VARIANTS:
         for seed in args.seeds:
             path = run_dir(out_dir, variant, seed)
             if not path:
+                if (variant, seed) in reused:  # published earlier: the final return only, no curve here
+                    final = reused[(variant, seed)]
+                    rows.append(dict(variant=variant, seed=seed, finished=True, last_step=50_000, final=final,
+                                     last10=float("nan"), source="docs/results (earlier run)"))  # fmt: skip
                 continue
             logged = scalars(path)
             curve = logged.get("eval/episodic_return")
@@ -147,7 +168,7 @@ def summarize(args: Args, out_dir: str) -> None:
                 continue
             done = finished(out_dir, variant, seed, args.total_timesteps)
             rows.append(dict(variant=variant, seed=seed, finished=done, last_step=int(curve[-1, 0]),
-                             final=curve[-1, 1], last10=curve[-10:, 1].mean()))  # fmt: skip
+                             final=curve[-1, 1], last10=curve[-10:, 1].mean(), source="this run"))  # fmt: skip
             per_variant.setdefault(variant, []).append((seed, done, logged))
     with open(os.path.join(out_dir, "runs.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -164,12 +185,12 @@ def summarize(args: Args, out_dir: str) -> None:
             continue
         cells = []
         for key in ("final", "last10"):
-            values = [r[key] for r in done]
-            p = ttest_ind(values, base[key], equal_var=False).pvalue if variant != "td3" and len(values) > 1 else None
-            cells += [
-                f"{np.mean(values):.0f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.0f}",
-                "–" if p is None else f"{p:.3f}",
-            ]
+            values = [r[key] for r in done if np.isfinite(r[key])]
+            reference = [value for value in base[key] if np.isfinite(value)]
+            enough = variant != "td3" and len(values) > 1 and len(reference) > 1
+            p = ttest_ind(values, reference, equal_var=False).pvalue if enough else None
+            spread = np.std(values, ddof=1) if len(values) > 1 else 0
+            cells += [f"{np.mean(values):.0f} ± {spread:.0f} (n = {len(values)})", "–" if p is None else f"{p:.3f}"]
         lines.append(
             f"| {VARIANTS[variant][0]} | {' '.join(str(r['seed']) for r in done)} | " + " | ".join(cells) + " |"
         )
