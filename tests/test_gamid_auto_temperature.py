@@ -1,21 +1,18 @@
-"""--temperature auto, --epsilon auto and --record-means of gamid_continuous_action.py."""
+"""--temperature auto, --epsilon auto and --record-means of gamid_continuous_action.py (their checkpoint and resume:
+test_gamid_td3_run_control.py)."""
 
 import glob
 import math
 import os
-import signal
-import subprocess
 
 import numpy as np
 import pytest
 import torch
-from test_gamid_td3_run_control import ENV, command, run, scalars
+from conftest import scalars
 from test_gamid_td3_scripts import TINY, saved_model
 
 import gamid_continuous_action as gamid
 import td3_baseline as td3
-
-AUTO = ["--temperature", "auto", "--epsilon", "auto"]
 
 
 def hand_d_var(means: torch.Tensor) -> torch.Tensor:
@@ -103,17 +100,6 @@ def test_the_learned_temperature_follows_the_target_in_a_real_run(tmp_path):
         assert mean_d_var[step] == pytest.approx(total / 3, rel=1e-6)
 
 
-def test_the_default_target_and_auto_epsilon_are_resolved_and_saved(tmp_path, capsys):
-    run_dir = short_run(tmp_path, "auto", n_actors=4, temperature="auto", epsilon="auto", total_timesteps=600)
-    logged = scalars(run_dir)
-    hopper_act_dim = 3
-    targets = [value for _, value in logged["charts/temperature_target"]]
-    assert targets == pytest.approx([gamid.target_d_var(4, hopper_act_dim)] * len(targets))
-    epsilons = [value for _, value in logged["charts/epsilon"]]
-    assert epsilons == pytest.approx([1 / 40] * len(epsilons))
-    assert "temperature_target=" + str(gamid.target_d_var(4, hopper_act_dim)) in capsys.readouterr().out
-
-
 def test_one_gaussian_with_auto_is_still_td3_seed_for_seed(tmp_path):
     gamid_dir = short_run(tmp_path, "gamid", n_actors=1, temperature="auto", epsilon="auto")
     td3_dir = td3.main(td3.Args(runs_dir=str(tmp_path / "td3"), **{**TINY, "log_freq": 100}))
@@ -131,8 +117,7 @@ BAD = [
     (dict(temperature="auto", temperature_final=0.01), "--temperature auto learns the temperature; drop"),
     (dict(temperature="auto", temperature_initial=0.0), "--temperature-initial must be positive."),
     (dict(epsilon="auto", epsilon_initial=0.3), "--epsilon auto sets epsilon to 1/(10N); drop the --epsilon-*"),
-    (dict(temperature="auto", temperature_lr=0.0), "--temperature-lr and --probe-states must be positive."),
-    (dict(record_means=True, probe_states=800), "--probe-states must not exceed --eval-freq or --learning-starts"),
+    (dict(record_means=True, probe_states=800), "--probe-states must be at least 1 and at most --eval-freq and"),
 ]
 
 
@@ -166,58 +151,15 @@ def test_record_means_keeps_the_first_probe_states_and_replaces_records_from_a_s
         assert np.allclose(saved["means"][0], actor(first).numpy())
 
 
-FLAGS = [
-    "--env-id", "Hopper-v4", "--total-timesteps", "1500", "--learning-starts", "300", "--batch-size", "32",
-    "--net-arch", "32", "32", "--eval-freq", "500", "--eval-episodes", "2", "--log-freq", "100",
-    "--checkpoint-freq", "300", "--save-model", "--no-cuda", "--n-actors", "3", "--record-means",
-    "--probe-states", "50", *AUTO,
-]  # fmt: skip
-
-
-def test_an_auto_run_killed_and_resumed_ends_as_the_uninterrupted_one(tmp_path):
-    """The learned temperature and its optimizer are in the checkpoint; means.npz drops what came after it."""
-    reference = run("gamid_continuous_action.py", *FLAGS, "--runs-dir", str(tmp_path / "reference"))
-    assert reference.returncode == 0, reference.stderr
-    process = subprocess.Popen(
-        command("gamid_continuous_action.py", *FLAGS, "--runs-dir", str(tmp_path / "killed")),
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    for line in process.stdout:
-        if line.startswith("step 1000, eval return"):
-            process.send_signal(signal.SIGKILL)
-            break
-    process.communicate(timeout=600)
-    killed_dir, reference_dir = (
-        glob.glob(str(tmp_path / "killed" / "*"))[0],
-        glob.glob(str(tmp_path / "reference" / "*"))[0],
-    )
-    assert np.load(os.path.join(killed_dir, "means.npz"))["steps"].tolist() == [500, 1000]
-    assert torch.load(os.path.join(killed_dir, "checkpoint.pt"), weights_only=False)["step"] <= 1000
-    resumed = run("gamid_continuous_action.py", "--resume", killed_dir)
-    assert resumed.returncode == 0, resumed.stderr
-    logged, expected = scalars(killed_dir), scalars(reference_dir)
-    for tag in ("charts/temperature", "charts/mean_d_var", "losses/temperature_loss", "eval/episodic_return"):
-        assert logged[tag] == expected[tag], tag
-    saved, reference_means = (
-        np.load(os.path.join(killed_dir, "means.npz")),
-        np.load(os.path.join(reference_dir, "means.npz")),
-    )
-    for name in ("steps", "means", "probe_obs"):
-        assert np.array_equal(saved[name], reference_means[name]), name
-
-
 def test_her_script_learns_the_temperature_the_same_way(tmp_path):
     """gamid_her_fetch.py: the same dual step (target above reach: the temperature rises), and N = 1 with auto
     trains exactly as N = 1 without it (TD3 + HER)."""
-    from test_gamid_her_fetch import scalars as her_scalars
+    from conftest import scalars as her_scalars
     from test_gamid_her_fetch import tiny_run
 
     import gamid_her_fetch as her
 
-    up = her_scalars(tiny_run(tmp_path, "up", temperature="auto", temperature_target=50.0), "charts/temperature")
+    up = her_scalars(tiny_run(tmp_path, "up", temperature="auto", temperature_target=50.0))["charts/temperature"]
     values = [value for _, value in up]
     assert values == sorted(values) and values[-1] > values[0]
 
