@@ -3,11 +3,14 @@ Policy Gradients for Optimizing Gaussian Mixture Actors", TMLR), Algorithm 1 on 
 With N = 1 it computes td3_baseline.py's run, seed for seed. Run: python gamid_continuous_action.py --env-id Walker2d-v3
 """
 
+import atexit
 import json
 import math
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 import warnings
 from collections import deque
@@ -372,17 +375,28 @@ def evaluate(actor: GaussianMeans, qf: TwinQ, env: gym.Env, episodes: int, devic
     return returns, switches / max(steps, 1)
 
 
+def choose_renderer() -> None:
+    """--capture-video, before MuJoCo's first import: MUJOCO_GL if set, else EGL, else OSMesa, if it renders here."""
+    probe = [sys.executable, "-c", "import mujoco as m; m.Renderer(m.MjModel.from_xml_string('<mujoco/>'), 8, 8)"]
+    warnings.filterwarnings("ignore", message=".*Overwriting existing videos")  # they are named by step: none is
+    for gl in os.environ.get("MUJOCO_GL", "egl osmesa").split():  # each tried in a subprocess, as it cannot be undone
+        if subprocess.run(probe, env=os.environ | {"MUJOCO_GL": gl}, capture_output=True).returncode == 0:
+            os.environ["MUJOCO_GL"] = gl  # and a context made now: EGL's exit handler then runs after the envs close
+            return __import__(f"mujoco.{gl}", fromlist=["GLContext"]).GLContext(8, 8).free()
+    raise SystemExit("--capture-video cannot render: install libosmesa6 and set MUJOCO_GL=osmesa.")
+
+
 def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env:
     """A single env (no vector env: episode boundaries stay explicit, so none can leak into the buffer)."""
+    if video_dir:  # first, before any env imports MuJoCo: a machine that cannot record says so before training
+        choose_renderer()
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
-    if not isinstance(env.action_space, gym.spaces.Box):
-        kind = type(env.action_space).__name__
-        raise SystemExit(f"{env_id} has a {kind} action space; this script needs a continuous (Box) one.")
-    if not isinstance(env.observation_space, gym.spaces.Box):
-        kind = type(env.observation_space).__name__
-        raise SystemExit(f"{env_id} has a {kind} observation space; this script needs a flat Box one.")
+    for name, kind in (("action", type(env.action_space)), ("observation", type(env.observation_space))):
+        if not issubclass(kind, gym.spaces.Box):
+            raise SystemExit(f"{env_id} has a {kind.__name__} {name} space; this script needs a continuous (Box) one.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
+        atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env.action_space.seed(seed)
     return env
@@ -448,10 +462,9 @@ def main(args: Args) -> str:
     if args.evaluate:  # run control
         return watch(args)
     args = resolve_args(resume_args(args) if args.resume else args)  # run control: --resume takes the saved values
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = args.resume or os.path.join(args.runs_dir, run_name)
-    env = make_env(args.env_id, args.seed)
+    run_dir = args.resume or f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
+    env = make_env(args.env_id, args.seed)  # after the eval env, whose renderer is chosen before MuJoCo's import
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     learn_temperature = args.temperature == "auto" and args.n_actors > 1  # N = 1: no D_var to hold, the run is TD3
     if learn_temperature and args.temperature_target is None:
@@ -479,12 +492,10 @@ def main(args: Args) -> str:
         log_temperature = nn.Parameter(torch.full((), math.log(args.temperature_initial), device=device))
         temperature_optimizer = torch.optim.Adam([log_temperature], lr=args.temperature_lr)
         state |= dict(log_temperature=log_temperature, temperature_optimizer=temperature_optimizer)
-    if args.resume:  # run control: the state and every random stream (batch_obs back on the device)
-        load_checkpoint(args.resume, state, [env])
-        if state["step"] >= args.total_timesteps:
-            print(f"{args.resume} already finished at step {state['step']}; nothing to do.")
-            return args.resume
-        state["batch_obs"] = None if state["batch_obs"] is None else state["batch_obs"].to(device)
+    if args.resume and load_checkpoint(args.resume, state, [env])["step"] >= args.total_timesteps:  # run control
+        print(f"{args.resume} already finished at step {state['step']}; nothing to do.")
+        return args.resume
+    state["batch_obs"] = None if state["batch_obs"] is None else state["batch_obs"].to(device)  # a checkpoint's
     recent_returns, stats, selected = state["recent_returns"], state["stats"], state["selected"]
 
     if args.track:  # run control
@@ -560,6 +571,7 @@ def main(args: Args) -> str:
                 writer.add_scalar(tag, value, global_step)
             selected.zero_()
         if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+            eval_env.set_wrapper_attr("name_prefix", f"step{global_step}")  # videos/step<N>-episode-<k>.mp4
             returns, switch_rate = evaluate(actor, qf, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             writer.add_scalar("eval/switch_rate", switch_rate, global_step)
@@ -686,6 +698,7 @@ def watch(args: Args) -> str:
     saved = load_checkpoint(args.evaluate)
     run, run_dir = saved["args"], args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(args.evaluate)
     env = make_env(run["env_id"], args.seed, os.path.join(run_dir, "videos_evaluate") if args.capture_video else None)
+    env.set_wrapper_attr("name_prefix", f"step{saved.get('step', run['total_timesteps'])}")
     dims = env.observation_space.shape[0], env.action_space.shape[0]
     actor, qf = GaussianMeans(run["n_actors"], *dims, run["net_arch"]), TwinQ(*dims, run["net_arch"])
     actor.load_state_dict(saved["actor"])

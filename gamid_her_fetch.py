@@ -6,12 +6,16 @@ time limit only, so every transition bootstraps. N = 1 is TD3 + HER. The task's 
 `python gamid_her_fetch.py --env-id FetchPush-v4`; `--evaluate runs/<run>/gamid_her_fetch.model` watches a saved model.
 """
 
+import atexit
 import json
 import math
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Literal, NamedTuple, Optional
@@ -496,8 +500,21 @@ def resolve_fetch_env_id(env_id: str) -> str:
     return env_id
 
 
+def choose_renderer() -> None:
+    """--capture-video, before MuJoCo's first import: MUJOCO_GL if set, else EGL, else OSMesa, if it renders here."""
+    probe = [sys.executable, "-c", "import mujoco as m; m.Renderer(m.MjModel.from_xml_string('<mujoco/>'), 8, 8)"]
+    warnings.filterwarnings("ignore", message=".*Overwriting existing videos")  # they are named by step: none is
+    for gl in os.environ.get("MUJOCO_GL", "egl osmesa").split():  # each tried in a subprocess, as it cannot be undone
+        if subprocess.run(probe, env=os.environ | {"MUJOCO_GL": gl}, capture_output=True).returncode == 0:
+            os.environ["MUJOCO_GL"] = gl  # and a context made now: EGL's exit handler then runs after the envs close
+            return __import__(f"mujoco.{gl}", fromlist=["GLContext"]).GLContext(8, 8).free()
+    raise SystemExit("--capture-video cannot render: install libosmesa6 and set MUJOCO_GL=osmesa.")
+
+
 def make_goal_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env:
     """A single goal env (no vector env: episode boundaries stay explicit, so episodes enter the buffer whole)."""
+    if video_dir:  # first, before any env imports MuJoCo: a machine that cannot record says so before training
+        choose_renderer()
     register_robotics_envs()
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     space = env.observation_space
@@ -520,6 +537,7 @@ def make_goal_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gy
         raise SystemExit(f"{env_id} has no time limit; the HER buffer stores fixed-length, time-limited episodes.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
+        atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env.action_space.seed(seed)
     return env
@@ -535,10 +553,9 @@ def main(args: Args) -> str:
     if args.evaluate:  # run control
         return watch(args)
     args = resolve_args(resume_args(args) if args.resume else args)  # run control: --resume takes the saved values
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = args.resume or os.path.join(args.runs_dir, run_name)
-    env = make_goal_env(args.env_id, args.seed)
+    run_dir = args.resume or f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     eval_env = make_goal_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
+    env = make_goal_env(args.env_id, args.seed)  # after the eval env, whose renderer is chosen first
     horizon, learn_temperature = env.spec.max_episode_steps, args.temperature == "auto" and args.n_actors > 1
 
     # TRY NOT TO MODIFY: seeding
@@ -667,6 +684,7 @@ def main(args: Args) -> str:
             success = f", success {np.mean(recent_success):.2f}" if recent_success else ""
             print(progress_line(global_step, args.total_timesteps, marks, recent_returns) + success, flush=True)
         if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+            eval_env.set_wrapper_attr("name_prefix", f"step{global_step}")  # videos/step<N>-episode-<k>.mp4
             returns, solved = evaluate_goal_env(lambda x: greedy_action(actor, qf, x)[0], eval_env, args.eval_episodes,
                                                 normalizer, device, args.seed + 10_000)  # fmt: skip
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
@@ -788,7 +806,10 @@ def progress_line(step: int, total: int, marks: deque, recent_returns) -> str:
 def watch(args: Args) -> str:
     """--evaluate PATH: greedy episodes of a saved model or checkpoint from --seed + 10_000 on; trains nothing."""
     saved = load_checkpoint(args.evaluate)
-    run, env = saved["args"], make_goal_env(saved["args"]["env_id"], args.seed)
+    run, run_dir = saved["args"], args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(args.evaluate)
+    videos = os.path.join(run_dir, "videos_evaluate") if args.capture_video else None
+    env = make_goal_env(run["env_id"], args.seed, videos)
+    env.set_wrapper_attr("name_prefix", f"step{saved.get('step', run['total_timesteps'])}")
     in_dim = env.observation_space["observation"].shape[0] + env.observation_space["desired_goal"].shape[0]
     actor = GaussianMeans(run["n_actors"], in_dim, env.action_space.shape[0], run["net_arch"])
     qf, normalizer = TwinQ(in_dim, env.action_space.shape[0], run["net_arch"]), Normalizer(in_dim, run["normalize_obs"])

@@ -13,11 +13,14 @@ Args), no reward scaling, the exact tanh correction, PyTorch's init; greedy eval
 Q1. README, "PMOE", has every reason.
 """
 
+import atexit
 import json
 import math
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 import warnings
 from collections import deque
@@ -319,17 +322,28 @@ def evaluate(actor: MixtureOfExperts, qf: TwinQ, env: gym.Env, episodes: int, de
     return returns
 
 
+def choose_renderer() -> None:
+    """--capture-video, before MuJoCo's first import: MUJOCO_GL if set, else EGL, else OSMesa, if it renders here."""
+    probe = [sys.executable, "-c", "import mujoco as m; m.Renderer(m.MjModel.from_xml_string('<mujoco/>'), 8, 8)"]
+    warnings.filterwarnings("ignore", message=".*Overwriting existing videos")  # they are named by step: none is
+    for gl in os.environ.get("MUJOCO_GL", "egl osmesa").split():  # each tried in a subprocess, as it cannot be undone
+        if subprocess.run(probe, env=os.environ | {"MUJOCO_GL": gl}, capture_output=True).returncode == 0:
+            os.environ["MUJOCO_GL"] = gl  # and a context made now: EGL's exit handler then runs after the envs close
+            return __import__(f"mujoco.{gl}", fromlist=["GLContext"]).GLContext(8, 8).free()
+    raise SystemExit("--capture-video cannot render: install libosmesa6 and set MUJOCO_GL=osmesa.")
+
+
 def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env:
     """A single env (no vector env: episode boundaries stay explicit, so none can leak into the buffer)."""
+    if video_dir:  # first, before any env imports MuJoCo: a machine that cannot record says so before training
+        choose_renderer()
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
-    if not isinstance(env.action_space, gym.spaces.Box):
-        kind = type(env.action_space).__name__
-        raise SystemExit(f"{env_id} has a {kind} action space; this script needs a continuous (Box) one.")
-    if not isinstance(env.observation_space, gym.spaces.Box):
-        kind = type(env.observation_space).__name__
-        raise SystemExit(f"{env_id} has a {kind} observation space; this script needs a flat Box one.")
+    for name, kind in (("action", type(env.action_space)), ("observation", type(env.observation_space))):
+        if not issubclass(kind, gym.spaces.Box):
+            raise SystemExit(f"{env_id} has a {kind.__name__} {name} space; this script needs a continuous (Box) one.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
+        atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env.action_space.seed(seed)
     return env
@@ -377,8 +391,8 @@ def main(args: Args) -> str:
         return watch(args)  # run control
     args = resolve_args(resume_args(args) if args.resume else args)  # run control: a resumed run's own values
     run_dir = args.resume or f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    env = make_env(args.env_id, args.seed)
     eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
+    env = make_env(args.env_id, args.seed)  # after the eval env, whose renderer is chosen before MuJoCo's import
 
     # TRY NOT TO MODIFY: seeding, then the networks in this order.
     random.seed(args.seed)
@@ -389,8 +403,7 @@ def main(args: Args) -> str:
         start_tracking(args, os.path.basename(run_dir))  # run control: before the SummaryWriter, which it syncs
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     actor = MixtureOfExperts(args.n_experts, obs_dim, act_dim, args.net_arch).to(device)
-    qf = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
-    qf_target = TwinQ(obs_dim, act_dim, args.net_arch).to(device)
+    qf, qf_target = (TwinQ(obs_dim, act_dim, args.net_arch).to(device) for _ in range(2))  # in this order
     qf_target.load_state_dict(qf.state_dict())
     log_alpha = torch.tensor(math.log(args.ent_coef), device=device, requires_grad=args.autotune)
     adam = dict(lr=args.learning_rate, fused=True)
@@ -401,11 +414,9 @@ def main(args: Args) -> str:
                 alpha_optimizer=torch.optim.Adam([log_alpha], **adam) if args.autotune else None)  # fmt: skip
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
     state = dict(nets, rb=rb, recent_returns=deque(maxlen=10), step=0, args=asdict(args))
-    if args.resume:  # run control: the state and every random stream as the checkpoint left them
-        load_checkpoint(args.resume, state, [env])
-        if state["step"] >= args.total_timesteps:
-            print(f"{args.resume} already finished at step {state['step']}; nothing to do.")
-            return args.resume
+    if args.resume and load_checkpoint(args.resume, state, [env])["step"] >= args.total_timesteps:  # run control
+        print(f"{args.resume} already finished at step {state['step']}; nothing to do.")
+        return args.resume
     obs, _ = env.reset(seed=None if args.resume else args.seed)  # resumed: the restored generator draws the start
     recent_returns, stats = state["recent_returns"], {}
 
@@ -449,6 +460,7 @@ def main(args: Args) -> str:
                 writer.add_scalar(tag, value, global_step)
             writer.add_scalar("charts/SPS", (global_step - start_step) / (time.time() - start_time), global_step)
         if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+            eval_env.set_wrapper_attr("name_prefix", f"step{global_step}")  # videos/step<N>-episode-<k>.mp4
             returns = evaluate(actor, qf, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
@@ -572,6 +584,7 @@ def watch(args: Args) -> str:
     run = Args(**saved["args"])  # pickled: tuples stay tuples
     run_dir = args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(args.evaluate)
     env = make_env(run.env_id, run.seed, os.path.join(run_dir, "videos_evaluate") if args.capture_video else None)
+    env.set_wrapper_attr("name_prefix", f"step{saved.get('step', run.total_timesteps)}")
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     actor, qf = MixtureOfExperts(run.n_experts, obs_dim, act_dim, run.net_arch), TwinQ(obs_dim, act_dim, run.net_arch)
     actor.load_state_dict(saved["actor"])

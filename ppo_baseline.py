@@ -6,11 +6,14 @@ README, "PPO: ppo_baseline.py", has the details.
     python ppo_baseline.py --env-id Hopper-v3
 """
 
+import atexit
 import json
 import math
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 import warnings
 from collections import deque, namedtuple
@@ -19,7 +22,6 @@ from functools import partial
 from typing import Literal, Optional
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 import torch
 import torch.nn as nn
@@ -223,8 +225,7 @@ class RolloutBuffer:
 def clipped_surrogate_loss(log_prob, old_log_prob, advantages, clip_range: float) -> torch.Tensor:
     """-mean min(r A, clip(r, 1 - eps, 1 + eps) A) with r = pi(a|s) / pi_old(a|s) (Schulman et al., 2017, Eq. 7)."""
     ratio = (log_prob - old_log_prob).exp()
-    clipped_ratio = ratio.clamp(1 - clip_range, 1 + clip_range)
-    return -torch.min(ratio * advantages, clipped_ratio * advantages).mean()
+    return -torch.min(ratio * advantages, ratio.clamp(1 - clip_range, 1 + clip_range) * advantages).mean()
 
 
 def train_step(agent: Agent, optimizer: torch.optim.Optimizer, minibatch: Minibatch, args: Args) -> dict:
@@ -268,13 +269,27 @@ def evaluate(agent: Agent, normalizer: ObsRewardNormalizer, env: gym.Env, episod
     return returns
 
 
+def choose_renderer() -> None:
+    """--capture-video, before MuJoCo's first import: MUJOCO_GL if set, else EGL, else OSMesa, if it renders here."""
+    probe = [sys.executable, "-c", "import mujoco as m; m.Renderer(m.MjModel.from_xml_string('<mujoco/>'), 8, 8)"]
+    warnings.filterwarnings("ignore", message=".*Overwriting existing videos")  # they are named by step: none is
+    for gl in os.environ.get("MUJOCO_GL", "egl osmesa").split():  # each tried in a subprocess, as it cannot be undone
+        if subprocess.run(probe, env=os.environ | {"MUJOCO_GL": gl}, capture_output=True).returncode == 0:
+            os.environ["MUJOCO_GL"] = gl  # and a context made now: EGL's exit handler then runs after the envs close
+            return __import__(f"mujoco.{gl}", fromlist=["GLContext"]).GLContext(8, 8).free()
+    raise SystemExit("--capture-video cannot render: install libosmesa6 and set MUJOCO_GL=osmesa.")
+
+
 def make_eval_env(env_id: str, video_dir: Optional[str] = None) -> gym.Env:
     """One env for evaluation (and the check of the action space), recording videos to video_dir if given."""
+    if video_dir:  # first, before any env imports MuJoCo: a machine that cannot record says so before training
+        choose_renderer()
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise SystemExit(f"{env_id} has a {type(env.action_space).__name__} action space; this PPO needs a Box one.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
+        atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
     return env
 
 
@@ -407,8 +422,7 @@ def main(args: Args) -> str:
                 n_minibatches += 1
 
         means = {tag: (total / n_minibatches).item() for tag, total in totals.items()}  # over the update's minibatches
-        bad = [tag for tag, mean in means.items() if not math.isfinite(mean)]
-        if bad:
+        if bad := [tag for tag, mean in means.items() if not math.isfinite(mean)]:
             writer.close()
             raise SystemExit(f"{bad[0]} is {means[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir}).")
         for tag, mean in means.items():
@@ -421,6 +435,7 @@ def main(args: Args) -> str:
             last_print = time.time()
             print(progress_line(global_step, n_iterations * rollout_size, marks, recent_returns))
         if global_step // args.eval_freq > (global_step - rollout_size) // args.eval_freq or iteration == n_iterations:
+            eval_env.set_wrapper_attr("name_prefix", f"step{global_step}")  # videos/step<N>-episode-<k>.mp4
             returns = evaluate(agent, normalizer, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
@@ -540,17 +555,18 @@ class Simulators:
 
     def __init__(self, envs: list):
         self.envs = [env for env in envs if hasattr(env.unwrapped, "data")]
-        self.kind = mujoco.mjtState.mjSTATE_INTEGRATION  # positions, velocities, warm start, ...
+        self.mujoco = __import__("mujoco")  # not at the top: --capture-video sets MUJOCO_GL first
+        self.kind = self.mujoco.mjtState.mjSTATE_INTEGRATION  # positions, velocities, warm start, ...
 
     def state_dict(self) -> list:
-        states = [np.empty(mujoco.mj_stateSize(env.unwrapped.model, self.kind)) for env in self.envs]
+        states = [np.empty(self.mujoco.mj_stateSize(env.unwrapped.model, self.kind)) for env in self.envs]
         for env, physics in zip(self.envs, states):
-            mujoco.mj_getState(env.unwrapped.model, env.unwrapped.data, physics, self.kind)
+            self.mujoco.mj_getState(env.unwrapped.model, env.unwrapped.data, physics, self.kind)
         return [(physics, env.get_wrapper_attr("_elapsed_steps")) for env, physics in zip(self.envs, states)]
 
     def load_state_dict(self, states: list) -> None:
         for env, (physics, elapsed_steps) in zip(self.envs, states):
-            mujoco.mj_setState(env.unwrapped.model, env.unwrapped.data, physics, self.kind)
+            self.mujoco.mj_setState(env.unwrapped.model, env.unwrapped.data, physics, self.kind)
             env.set_wrapper_attr("_elapsed_steps", elapsed_steps)
 
 
@@ -560,6 +576,7 @@ def watch(args: Args) -> str:
     run = Args(**saved["args"])
     run_dir = args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(args.evaluate)
     env = make_eval_env(run.env_id, os.path.join(run_dir, "videos_evaluate") if args.capture_video else None)
+    env.set_wrapper_attr("name_prefix", f"step{saved.get('step', run.total_timesteps)}")
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     agent = Agent(obs_dim, act_dim, run.net_arch, run.activation, run.log_std_init, run.ortho_init)
     agent.load_state_dict(saved["agent"])

@@ -6,12 +6,16 @@ relabels goals when sampling (HER `future`, Andrychowicz et al., 2017). Fetch ep
 only: every transition bootstraps. Hyperparameters: Table 8 (PRESETS). Usage: README, "SAC and SACM with HER on Fetch".
 """
 
+import atexit
 import json
 import math
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
+import warnings
 from collections import deque
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -421,8 +425,21 @@ def resolve_args(args: Args) -> Args:
     return args
 
 
+def choose_renderer() -> None:
+    """--capture-video, before MuJoCo's first import: MUJOCO_GL if set, else EGL, else OSMesa, if it renders here."""
+    probe = [sys.executable, "-c", "import mujoco as m; m.Renderer(m.MjModel.from_xml_string('<mujoco/>'), 8, 8)"]
+    warnings.filterwarnings("ignore", message=".*Overwriting existing videos")  # they are named by step: none is
+    for gl in os.environ.get("MUJOCO_GL", "egl osmesa").split():  # each tried in a subprocess, as it cannot be undone
+        if subprocess.run(probe, env=os.environ | {"MUJOCO_GL": gl}, capture_output=True).returncode == 0:
+            os.environ["MUJOCO_GL"] = gl  # and a context made now: EGL's exit handler then runs after the envs close
+            return __import__(f"mujoco.{gl}", fromlist=["GLContext"]).GLContext(8, 8).free()
+    raise SystemExit("--capture-video cannot render: install libosmesa6 and set MUJOCO_GL=osmesa.")
+
+
 def make_goal_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env:
     """A single goal env (no vector env: episode boundaries stay explicit, so episodes enter the buffer whole)."""
+    if video_dir:  # first, before any env imports MuJoCo: a machine that cannot record says so before training
+        choose_renderer()
     register_robotics_envs()
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     space = env.observation_space
@@ -445,6 +462,7 @@ def make_goal_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gy
         raise SystemExit(f"{env_id} has no time limit; the HER buffer stores fixed-length, time-limited episodes.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
+        atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env.action_space.seed(seed)
     return env
@@ -493,10 +511,9 @@ def main(args: Args) -> str:
     if args.evaluate:  # run control
         return watch(args)
     args = resolve_args(resume_args(args) if args.resume else args)  # run control: --resume takes the saved args
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = args.resume or os.path.join(args.runs_dir, run_name)
-    env = make_goal_env(args.env_id, args.seed)
+    run_dir = args.resume or f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     eval_env = make_goal_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
+    env = make_goal_env(args.env_id, args.seed)  # after the eval env, whose renderer is chosen first
     horizon = env.spec.max_episode_steps
     if args.buffer_size < horizon:
         raise SystemExit(f"--buffer-size {args.buffer_size} cannot hold one {horizon}-step episode.")
@@ -578,9 +595,9 @@ def main(args: Args) -> str:
             for tag, value in values.items():
                 writer.add_scalar(tag, value, global_step)
         if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
-            returns, successes = evaluate_goal_env(
-                greedy, eval_env, args.eval_episodes, normalizer, device, args.seed + 10_000
-            )
+            eval_env.set_wrapper_attr("name_prefix", f"step{global_step}")  # videos/step<N>-episode-<k>.mp4
+            returns, successes = evaluate_goal_env(greedy, eval_env, args.eval_episodes, normalizer, device,
+                                                   args.seed + 10_000)  # fmt: skip
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             writer.add_scalar("eval/success_rate", np.mean(successes), global_step)
             line = f"eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}, success rate {np.mean(successes):.2f}"
@@ -708,12 +725,12 @@ def watch(args: Args) -> str:
     run = Args(**saved["args"])  # the run's env, K and network sizes
     run_dir = args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(os.path.abspath(args.evaluate))
     env = make_goal_env(run.env_id, args.seed, os.path.join(run_dir, "videos_evaluate") if args.capture_video else None)
+    env.set_wrapper_attr("name_prefix", f"step{saved.get('step', run.total_timesteps)}")
     cpu = torch.device("cpu")
     actor, qf, _, _ = build_networks(run, env, cpu)
-    actor.load_state_dict(saved["actor"])
-    qf.load_state_dict(saved["qf"])
     normalizer = Normalizer(actor.trunk[0].in_features, run.normalize_obs)
-    normalizer.load_state_dict(saved["normalizer"])
+    for name, part in (("actor", actor), ("qf", qf), ("normalizer", normalizer)):
+        part.load_state_dict(saved[name])
     greedy = partial(greedy_mixture_action, actor, qf)
     returns, successes = evaluate_goal_env(greedy, env, args.eval_episodes, normalizer, cpu, args.seed + 10_000)
     print(f"return {np.mean(returns):.1f} +- {np.std(returns):.1f}, success rate {np.mean(successes):.2f}")

@@ -1,10 +1,13 @@
 """TD3 (Fujimoto et al., 2018) for MuJoCo, the Gamid paper's single-Gaussian baseline with its presets (Table 3):
 `python td3_baseline.py --env-id Walker2d-v3`. gamid_continuous_action.py --n-actors 1 is this run, seed for seed."""
 
+import atexit
 import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 import warnings
 from collections import deque
@@ -264,17 +267,28 @@ def evaluate(actor: Actor, env: gym.Env, episodes: int, device: torch.device, se
     return returns
 
 
+def choose_renderer() -> None:
+    """--capture-video, before MuJoCo's first import: MUJOCO_GL if set, else EGL, else OSMesa, if it renders here."""
+    probe = [sys.executable, "-c", "import mujoco as m; m.Renderer(m.MjModel.from_xml_string('<mujoco/>'), 8, 8)"]
+    warnings.filterwarnings("ignore", message=".*Overwriting existing videos")  # they are named by step: none is
+    for gl in os.environ.get("MUJOCO_GL", "egl osmesa").split():  # each tried in a subprocess, as it cannot be undone
+        if subprocess.run(probe, env=os.environ | {"MUJOCO_GL": gl}, capture_output=True).returncode == 0:
+            os.environ["MUJOCO_GL"] = gl  # and a context made now: EGL's exit handler then runs after the envs close
+            return __import__(f"mujoco.{gl}", fromlist=["GLContext"]).GLContext(8, 8).free()
+    raise SystemExit("--capture-video cannot render: install libosmesa6 and set MUJOCO_GL=osmesa.")
+
+
 def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env:
     """A single env (no vector env: episode boundaries stay explicit, so none can leak into the buffer)."""
+    if video_dir:  # first, before any env imports MuJoCo: a machine that cannot record says so before training
+        choose_renderer()
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
-    if not isinstance(env.action_space, gym.spaces.Box):
-        kind = type(env.action_space).__name__
-        raise SystemExit(f"{env_id} has a {kind} action space; this script needs a continuous (Box) one.")
-    if not isinstance(env.observation_space, gym.spaces.Box):
-        kind = type(env.observation_space).__name__
-        raise SystemExit(f"{env_id} has a {kind} observation space; this script needs a flat Box one.")
+    for name, kind in (("action", type(env.action_space)), ("observation", type(env.observation_space))):
+        if not issubclass(kind, gym.spaces.Box):
+            raise SystemExit(f"{env_id} has a {kind.__name__} {name} space; this script needs a continuous (Box) one.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
+        atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env.action_space.seed(seed)
     return env
@@ -287,8 +301,8 @@ def main(args: Args) -> str:
     args = resolve_args(resume_args(args) if args.resume else args)  # run control: a resumed run's own values
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     run_dir = args.resume or os.path.join(args.runs_dir, run_name)
-    env = make_env(args.env_id, args.seed)
     eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
+    env = make_env(args.env_id, args.seed)  # after the eval env, whose renderer is chosen before MuJoCo's import
 
     # TRY NOT TO MODIFY: seeding, then the networks in this order (Gamid with N = 1 draws the same weights).
     random.seed(args.seed)
@@ -358,6 +372,7 @@ def main(args: Args) -> str:
                 writer.add_scalar(tag, value, global_step)
             writer.add_scalar("charts/SPS", (global_step - start_step) / (time.time() - start_time), global_step)
         if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
+            eval_env.set_wrapper_attr("name_prefix", f"step{global_step}")  # videos/step<N>-episode-<k>.mp4
             returns = evaluate(actor, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             print(f"step {global_step}, eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}")
@@ -477,10 +492,10 @@ def progress_line(step: int, total: int, marks: deque, recent_returns) -> str:
 def watch(args: Args) -> str:
     """--evaluate PATH: greedy episodes of a saved model or checkpoint from --seed + 10_000 on (a run's eval starts)."""
     saved = load_checkpoint(args.evaluate)
-    run_dir = args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(args.evaluate)
-    video_dir = os.path.join(run_dir, "videos_evaluate") if args.capture_video else None
-    env = make_env(saved["args"]["env_id"], args.seed, video_dir)
-    actor = Actor(env.observation_space.shape[0], env.action_space.shape[0], saved["args"]["net_arch"])
+    run, run_dir = saved["args"], args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(args.evaluate)
+    env = make_env(run["env_id"], args.seed, os.path.join(run_dir, "videos_evaluate") if args.capture_video else None)
+    env.set_wrapper_attr("name_prefix", f"step{saved.get('step', run['total_timesteps'])}")
+    actor = Actor(env.observation_space.shape[0], env.action_space.shape[0], run["net_arch"])
     actor.load_state_dict(saved["actor"])
     returns = evaluate(actor, env, args.eval_episodes, torch.device("cpu"), seed=args.seed + 10_000)
     print(f"eval return {np.mean(returns):.1f} +- {np.std(returns):.1f} over {args.eval_episodes} episodes")

@@ -320,4 +320,4 @@ def test_capture_video_records_evaluation_episodes(tmp_path):
     result = run_script("gamid_continuous_action.py", *flags, "--runs-dir", tmp_path, "--capture-video", env=env)
     assert result.returncode == 0, result.stderr
     videos = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "*" / "videos" / "*.mp4")))
-    assert videos == [f"rl-video-episode-{i}.mp4" for i in range(4)]  # 2 evaluations x 2 episodes
+    assert videos == [f"step{step}-episode-{i}.mp4" for step, i in ((300, 0), (300, 1), (600, 2), (600, 3))]  # by step

@@ -364,7 +364,7 @@ def test_capture_video_records_evaluation_episodes_in_training_and_when_watching
     assert run_script("ppo_baseline.py", *flags, "--capture-video", "--save-model", env=env).returncode == 0
     (run_dir,) = tmp_path.iterdir()
     videos = sorted(path.name for path in (run_dir / "videos").glob("*.mp4"))
-    assert videos == [f"rl-video-episode-{i}.mp4" for i in range(2)]  # 2 evaluations x 1 episode
+    assert videos == ["step128-episode-1.mp4", "step64-episode-0.mp4"]  # 2 evaluations x 1 episode, by step
 
     watch = ["--evaluate", run_dir / "ppo_baseline.model", "--eval-episodes", "3", "--capture-video"]
     assert run_script("ppo_baseline.py", *watch, env=env).returncode == 0

@@ -447,4 +447,4 @@ def test_capture_video_records_evaluation_episodes(tmp_path):
     environment = {**ENV, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa")}
     assert run_script("sacm_her_fetch.py", *flags, "--capture-video", env=environment).returncode == 0
     videos = sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "*" / "videos" / "*.mp4")))
-    assert videos == [f"rl-video-episode-{i}.mp4" for i in range(2)]  # 2 evaluations x 1 episode
+    assert videos == ["step100-episode-1.mp4", "step50-episode-0.mp4"]  # 2 evaluations x 1 episode, by step
