@@ -224,15 +224,23 @@ def summarize(args: Args, out_dir: str) -> None:
         writer.writerows(curve_rows)
 
     fig, axes = plt.subplots(1, len(DIAGNOSTICS), figsize=(18, 4))
+    diagnostic_rows = []
     for ax, tag in zip(axes, DIAGNOSTICS):
         for variant, runs in per_variant.items():
             series = [logged[tag] for _, done, logged in runs if done and tag in logged]
             if series:
                 n = min(len(s) for s in series)
-                ax.plot(series[0][:n, 0], np.mean([s[:n, 1] for s in series], 0), label=VARIANTS[variant][0])
+                steps, mean = series[0][:n, 0], np.mean([s[:n, 1] for s in series], 0)
+                ax.plot(steps, mean, label=f"{VARIANTS[variant][0]} ({len(series)} seeds)")
+                diagnostic_rows += [dict(tag=tag, variant=variant, step=int(step), mean=value, n_runs=len(series))
+                                    for step, value in zip(steps, mean)]  # fmt: skip
         ax.set(title=tag, xlabel="environment steps")
     axes[0].legend(fontsize=7)
     fig.savefig(os.path.join(out_dir, "diagnostics.png"), dpi=100, bbox_inches="tight")
+    with open(os.path.join(out_dir, "diagnostics.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(diagnostic_rows[0]))
+        writer.writeheader()
+        writer.writerows(diagnostic_rows)
 
 
 def main(args: Args) -> None:
