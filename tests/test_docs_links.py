@@ -6,7 +6,7 @@ import re
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-PAGES = ("README.md", "docs/results.md", "docs/slurm.md")
+PAGES = ("README.md", *sorted(str(page.relative_to(REPO)) for page in (REPO / "docs").glob("*.md")))
 LINK = re.compile(r"\]\(([^)\s]+)\)")  # [text](target) and ![alt](target)
 
 
@@ -41,3 +41,18 @@ def test_every_relative_link_of_the_page_resolves(page):
         elif anchor and linked.suffix == ".md" and anchor not in page_anchors(linked.read_text()):
             broken.append(target)
     assert not broken, f"{page} links to what does not exist: {broken}"
+
+
+def test_the_docs_pages_are_the_expected_ones_and_the_readme_links_each():
+    """A page moved out of the README stays reachable from it."""
+    assert set(PAGES) >= {"README.md", "docs/results.md", "docs/slurm.md", "docs/long-runs.md", "docs/temperature.md"}
+    readme_targets = {target.partition("#")[0] for target in LINK.findall((REPO / "README.md").read_text())}
+    unlinked = [page for page in PAGES[1:] if page not in readme_targets]
+    assert not unlinked, f"README.md links to none of: {unlinked}"
+
+
+def test_the_readme_keeps_the_ci_test_command():
+    """The README states the command .ci/run runs."""
+    command = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert command.startswith("python -m pytest"), command
+    assert command in (REPO / "README.md").read_text().splitlines()
