@@ -158,6 +158,42 @@ def test_welch_p_value_matches_closed_form_and_integration():
     assert math.isnan(reproduce.welch_t_test([1.0], [2.0, 3.0])[2])  # one run: no test
 
 
+def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
+    """Independent check: I_x(a, b) by its continued fraction (modified Lentz; Numerical Recipes §6.4)."""
+    if x <= 0 or x >= 1:
+        return float(x >= 1)
+    if x > (a + 1) / (a + b + 2):  # the fraction converges fast on this side only
+        return 1 - regularized_incomplete_beta(b, a, 1 - x)
+    tiny = 1e-300
+    c, d = 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 1000):
+        even_term = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        odd_term = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        for term in (even_term, odd_term):
+            d = 1 + term * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + term / c
+            c = c if abs(c) > tiny else tiny
+            h *= c * d
+        if abs(c * d - 1) < 1e-15:
+            break
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    return math.exp(log_front) * h / a
+
+
+def test_welch_p_value_matches_the_incomplete_beta_function():
+    # The two-sided p of Student's t is P(|T_df| >= |t|) = I_{df / (df + t^2)}(df / 2, 1 / 2).
+    assert regularized_incomplete_beta(1.0, 1.0, 0.3) == pytest.approx(0.3)  # I_x(1, 1) = x
+    assert regularized_incomplete_beta(2.0, 0.5, 0.5) == pytest.approx(1 - 1.25 * math.sqrt(0.5))  # by hand
+    rng = np.random.default_rng(2)
+    for n, m in ((2, 2), (3, 5), (5, 5), (10, 4), (30, 7)):
+        a, b = rng.normal(0, 1, n), rng.normal(0.5, 3, m)
+        t, df, p = reproduce.welch_t_test(a, b)
+        assert p == pytest.approx(regularized_incomplete_beta(df / 2, 0.5, df / (df + t * t)), rel=1e-9)
+
+
 def test_welch_p_value_matches_scipy_when_installed():
     stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(0)

@@ -30,6 +30,21 @@ def binomial_cdf(k: int, n: int, p: float) -> float:
     return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
 
 
+def binomial_quantile_by_hand(q: float, n: int, p: float) -> int:
+    """The smallest k with P(Binomial(n, p) <= k) >= q, summing the probability mass function."""
+    for k in range(n + 1):
+        if binomial_cdf(k, n, p) >= q:
+            return k
+    return n
+
+
+def test_binomial_quantile_matches_the_probability_mass_function():
+    for n in range(1, 61):
+        for q in (0.9, 0.95, 0.99):
+            for p in (0.3, 0.7):
+                assert reproduce.binomial_quantile(q, n, p) == binomial_quantile_by_hand(q, n, p), (q, n, p)
+
+
 def test_tolerance_interval_of_five_runs_is_their_range():
     # By hand: P(Binomial(5, 0.7) <= 4) = 1 - 0.7^5 = 0.83193 < 0.95, so k = 5 and no run is left outside.
     assert 1 - 0.7**5 == pytest.approx(0.83193, abs=1e-5)
@@ -287,39 +302,6 @@ def test_a_second_fig2_command_runs_only_the_unfinished_runs(tmp_path):
     assert (out / "fig2.csv").read_text() == first
 
 
-def test_fig2_with_the_real_gamid_script_plots_what_its_runs_logged(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    out = tmp_path / "out"
-    args = tiny_grid(
-        "fig2",
-        out,
-        total_timesteps=300,
-        learning_starts=100,
-        eval_freq=100,
-        script_flags="--net-arch 16 16 --batch-size 32 --log-freq 10",
-    )
-    assert reproduce.main(args) == 0
-    rows = read_rows(out / "fig2.csv")
-    assert (out / "fig2.png").stat().st_size > 1000
-    for run_dir in (out / "runs").glob("*/Hopper-v4__*"):
-        events = EventAccumulator(str(run_dir))
-        events.Reload()
-        logged = {event.step: event.value for event in events.Scalars("charts/sum_d_var")}
-        steps = sorted(logged)
-        assert steps == list(range(110, 301, 10))  # training starts after step 100, logged every 10 steps
-        curve = {
-            "Hopper-v4__temperature-0__1": "temperature 0",
-            "Hopper-v4__temperature-10__1": "temperature 10",
-            "Hopper-v4__preset__1": "temperature as preset (Table 5)",
-        }[run_dir.parent.name]
-        plotted = {int(row["step"]): float(row["mean"]) for row in rows if row["curve"] == curve}
-        window = 30  # 10% of the budget
-        for step in steps:  # by hand: the mean of what was logged in (step - 30, step]: at most three values
-            expected = np.mean([logged[s] for s in steps if step - window < s <= step])
-            assert plotted[step] == pytest.approx(expected, rel=1e-6)
-
-
 def test_fig2_after_auto_temperature_skips_the_finished_preset_run(tmp_path):
     run_experiment(tmp_path, "auto-temperature", "Hopper-v4", seeds=(1,), total=200, flags="--log-freq 10")
     out = tmp_path / "out"
@@ -337,16 +319,16 @@ def test_fig2_after_auto_temperature_skips_the_finished_preset_run(tmp_path):
     }
 
 
-# --- fig8 and auto-temperature with the real gamid_continuous_action.py ------------------------------------
+# --- fig8, auto-temperature and fig2 with the real gamid_continuous_action.py --------------------------------
 
 
 @pytest.fixture(scope="module")
 def shared_grid(tmp_path_factory):
-    """auto-temperature, then fig8, on one out-dir: Hopper, seed 1, 400 steps (training from step 100), an
-    evaluation (and a record of the means on 20 probe states) every 100 steps, 16 x 16 networks."""
+    """auto-temperature, then fig8, then fig2, on one out-dir: Hopper, seed 1, 400 steps (training from step 100),
+    an evaluation (and a record of the means on 20 probe states) every 100 steps, 16 x 16 networks."""
     out = tmp_path_factory.mktemp("shared") / "out"
     started = {}
-    for experiment in ("auto-temperature", "fig8"):
+    for experiment in ("auto-temperature", "fig8", "fig2"):
         args = tiny_grid(
             experiment,
             out,
@@ -371,6 +353,33 @@ def event_scalars(run_dir, tag: str) -> dict:
 def run_directory(out, run_id: str):
     (run_dir,) = (out / "runs" / run_id).glob("Hopper-v4__*")
     return run_dir
+
+
+def test_fig2_with_the_real_gamid_script_plots_what_its_runs_logged(shared_grid):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, started = shared_grid  # fig2's runs are fig8's: the fig2 command started none
+    assert started["fig2"] == started["fig8"]
+    rows = read_rows(out / "fig2.csv")
+    assert (out / "fig2.png").stat().st_size > 1000
+    for run_dir in (out / "runs").glob("*/Hopper-v4__*"):
+        if "auto" in run_dir.parent.name:  # auto-temperature's run: not in fig2
+            continue
+        events = EventAccumulator(str(run_dir))
+        events.Reload()
+        logged = {event.step: event.value for event in events.Scalars("charts/sum_d_var")}
+        steps = sorted(logged)
+        assert steps == list(range(110, 401, 10))  # training starts after step 100, logged every 10 steps
+        curve = {
+            "Hopper-v4__temperature-0__1": "temperature 0",
+            "Hopper-v4__temperature-10__1": "temperature 10",
+            "Hopper-v4__preset__1": "temperature as preset (Table 5)",
+        }[run_dir.parent.name]
+        plotted = {int(row["step"]): float(row["mean"]) for row in rows if row["curve"] == curve}
+        window = 40  # 10% of the budget
+        for step in steps:  # by hand: the mean of what was logged in (step - 40, step]: at most four values
+            expected = np.mean([logged[s] for s in steps if step - window < s <= step])
+            assert plotted[step] == pytest.approx(expected, rel=1e-6)
 
 
 def test_fig8_plots_the_pca_of_the_recorded_means_and_their_spread(shared_grid):

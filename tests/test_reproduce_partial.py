@@ -110,13 +110,13 @@ def read_rows(path) -> list[dict]:
 def captions(monkeypatch) -> list:
     """The figure captions the summaries write."""
     written = []
-    caption_figure = reproduce.caption_figure
+    caption_figure = reproduce.plots.caption_figure
 
     def recording(fig, caption, **kwargs):
         written.append(caption)
         caption_figure(fig, caption, **kwargs)
 
-    monkeypatch.setattr(reproduce, "caption_figure", recording)
+    monkeypatch.setattr(reproduce.plots, "caption_figure", recording)
     return written
 
 
