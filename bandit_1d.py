@@ -95,13 +95,10 @@ def d_var(means: torch.Tensor) -> torch.Tensor:
 
 def epsilon_greedy_weights(q: torch.Tensor, epsilon: float) -> torch.Tensor:
     """Mixture weights of §3.1: 1 - eps + eps/N for argmax_i q_i, eps/N for the others. q (N, B) -> (B, N)."""
-    n = q.shape[0]
-    return (1 - epsilon) * F.one_hot(q.argmax(0), n).to(q.dtype) + epsilon / n
+    return (1 - epsilon) * F.one_hot(q.argmax(0), len(q)).to(q.dtype) + epsilon / len(q)
 
 
-def mixture_log_prob(
-    u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch.Tensor
-) -> torch.Tensor:
+def mixture_log_prob(u, mean, log_std, log_weights) -> torch.Tensor:
     """Exact log pi(tanh(u)|s) of the squashed mixture: u (..., B, act), mean, log_std (K, B, act), log_weights (K, B).
     logsumexp_j(log w_j + log N(u; mu_j, sigma_j)) - sum_d log(1 - tanh(u_d)^2), overflow-free -> (..., B)."""
     z = (u.unsqueeze(-3) - mean) / log_std.exp()  # (..., K, B, act)

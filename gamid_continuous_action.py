@@ -99,21 +99,16 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         layers = list(zip((in_dim, *hidden), (*hidden, out_dim)))  # (fan_in, fan_out) of each layer
         # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
-        weights = [
-            torch.empty(n, fan_in, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers
-        ]
-        biases = [torch.empty(n, 1, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers]
-        self.weights = nn.ParameterList(weights)
-        self.biases = nn.ParameterList(biases)
+        self.weights = nn.ParameterList([torch.empty(n, i, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
+        self.biases = nn.ParameterList([torch.empty(n, 1, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
         members = members or len(self.weights[0])
+        *hidden_layers, (weight, bias) = zip(self.weights, self.biases)
         x = x.expand(members, -1, -1)
-        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
-            if layer < len(self.weights) - 1:
-                x = F.relu_(x)  # in place: baddbmm does not need its output for backward
-        return x
+        for w, b in hidden_layers:  # bias + x @ weight, member by member; ReLU in place (baddbmm keeps no output)
+            x = F.relu_(torch.baddbmm(b[:members], x, w[:members]))
+        return torch.baddbmm(bias[:members], x, weight[:members])
 
 
 class GaussianMeans(nn.Module):
@@ -136,8 +131,7 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
         """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
-        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
-        x = torch.cat([obs, actions], dim=-1)
+        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)  # the same state for each Gaussian
         q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
         return q.view(members, *actions.shape[:-1])
 
@@ -160,20 +154,16 @@ def d_var(means: torch.Tensor) -> torch.Tensor:
 
 def epsilon_greedy_weights(q: torch.Tensor, epsilon: float) -> torch.Tensor:
     """Mixture weights of §3.1: 1 - eps + eps/N for argmax_i q_i, eps/N for the others. q (N, B) -> (B, N)."""
-    n = q.shape[0]
-    return (1 - epsilon) * F.one_hot(q.argmax(0), n).to(q.dtype) + epsilon / n
+    return (1 - epsilon) * F.one_hot(q.argmax(0), len(q)).to(q.dtype) + epsilon / len(q)
 
 
 @torch.no_grad()
 def gmm_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, epsilon: float, noise_std: float):
     """Alg. 1 lines 3-4: n ~ P (epsilon-greedy on Q1), a = clip(mu_n(s) + N(0, sigma^2 I), -1, 1); -> (a, n)."""
-    means = actor(obs)  # (N, B, act)
-    states = torch.arange(obs.shape[0], device=obs.device)
-    if means.shape[0] == 1:
-        n = torch.zeros_like(states)  # one Gaussian: nothing to choose and nothing drawn, exactly as TD3 acts
-    else:
-        weights = epsilon_greedy_weights(qf(obs, means, members=1)[0], epsilon)  # (B, N)
-        n = torch.multinomial(weights, 1).squeeze(1)
+    means, states = actor(obs), torch.arange(obs.shape[0], device=obs.device)  # (N, B, act), (B,)
+    n = torch.zeros_like(states)  # one Gaussian: nothing to choose and nothing drawn, exactly as TD3 acts
+    if len(means) > 1:
+        n = torch.multinomial(epsilon_greedy_weights(qf(obs, means, members=1)[0], epsilon), 1).squeeze(1)
     mean = means[n, states]
     return (mean + noise_std * torch.randn_like(mean)).clamp(-1, 1), n
 
@@ -188,29 +178,19 @@ def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> tuple[t
 
 def diagnostics(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor) -> dict:
     """Saturated share |mu| > 0.99, Q1 gap of the best two means, temperature |grad D_var| / |grad Q1| (README)."""
-    with torch.no_grad():
-        means = actor(obs)  # (N, B, act)
-    means.requires_grad_(True)
+    means = actor(obs).detach().requires_grad_(True)  # (N, B, act)
     q1 = qf(obs, means, members=1)[0]  # (N, B)
     (q_grad,) = torch.autograd.grad(q1.sum(), means)  # the weights' .grad are untouched
     stats = {"diagnostics/saturated_fraction": (means.detach().abs() > 0.99).float().mean()}
     if means.shape[0] > 1:
         (d_var_grad,) = torch.autograd.grad(d_var(means).sum(), means)  # row i: grad of D_var(i) (mu_j detached)
         best_two = q1.detach().topk(2, dim=0).values
-        stats["diagnostics/q_gap"] = (best_two[0] - best_two[1]).mean()
         ratio = temperature * d_var_grad.norm(dim=-1).mean() / q_grad.norm(dim=-1).mean()
-        stats["diagnostics/diversity_to_q_grad"] = ratio
+        stats |= {"diagnostics/q_gap": (best_two[0] - best_two[1]).mean(), "diagnostics/diversity_to_q_grad": ratio}
     return stats
 
 
-class Batch(NamedTuple):
-    """A minibatch of transitions; actions in the [-1, 1] scale."""
-
-    obs: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_obs: torch.Tensor
-    terminated: torch.Tensor
+Batch = NamedTuple("Batch", [(name, torch.Tensor) for name in ("obs", "actions", "rewards", "next_obs", "terminated")])
 
 
 class ReplayBuffer:
@@ -218,24 +198,19 @@ class ReplayBuffer:
 
     def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
         self.size, self.pos, self.full, self.device = size, 0, False, device  # pos: where the next transition goes
-        self.obs = torch.zeros(size, obs_dim, device=device)
-        self.actions = torch.zeros(size, act_dim, device=device)
-        self.rewards = torch.zeros(size, device=device)
-        self.next_obs = torch.zeros(size, obs_dim, device=device)
-        self.terminated = torch.zeros(size, device=device)
+        for name, shape in zip(Batch._fields, ((obs_dim,), (act_dim,), (), (obs_dim,), ())):
+            setattr(self, name, torch.zeros(size, *shape, device=device))
 
     def add(self, obs, action, reward, next_obs, terminated):
         for name, value in zip(Batch._fields, (obs, action, reward, next_obs, terminated)):
             getattr(self, name)[self.pos] = torch.as_tensor(value, dtype=torch.float32)
-        self.pos = (self.pos + 1) % self.size
-        self.full = self.full or self.pos == 0
+        self.pos, self.full = (self.pos + 1) % self.size, self.full or self.pos + 1 == self.size
 
     def sample(self, batch_size: int) -> Batch:
         idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
         return Batch(*(getattr(self, name)[idx] for name in Batch._fields))
 
-    def state_dict(self) -> dict:
-        """The write position and the filled part, copied out (torch.save writes a slice's whole storage)."""
+    def state_dict(self) -> dict:  # pos and the filled part, copied out (torch.save writes a slice's whole storage)
         stored = {name: getattr(self, name) for name in Batch._fields}
         filled = stored if self.full else {name: data[: self.pos].clone() for name, data in stored.items()}
         return {"pos": self.pos, "full": self.full, **filled}
@@ -339,40 +314,37 @@ def train_step(*, actor: GaussianMeans, actor_target: GaussianMeans, qf: TwinQ, 
 def record_means(path: str, step: int, actor: GaussianMeans, first: torch.Tensor) -> None:
     """--record-means: add the N means on the probe states (the first call's `first`) to the .npz at `path`: steps
     (E,), means (E, N, P, act), probe_obs (P, obs). A resumed run's records replace those from `step` on."""
-    saved = dict(np.load(path)) if os.path.exists(path) else dict(steps=np.zeros(0, dtype=np.int64))
-    probe_obs = torch.as_tensor(saved["probe_obs"], device=first.device) if "probe_obs" in saved else first
-    kept, means = saved["steps"] < step, actor(probe_obs).cpu().numpy()[None]
-    saved |= dict(steps=np.append(saved["steps"][kept], step), probe_obs=probe_obs.cpu().numpy())
-    saved["means"] = np.concatenate([saved["means"][kept], means]) if "means" in saved else means
-    np.savez(path + ".tmp.npz", **saved)
+    old = dict(np.load(path)) if os.path.exists(path) else dict(steps=np.array([], int), probe_obs=first.cpu().numpy())
+    kept, means = old["steps"] < step, actor(torch.as_tensor(old["probe_obs"], device=first.device)).cpu().numpy()[None]
+    old["means"] = np.concatenate([old.get("means", means[:0])[kept], means])
+    old["steps"] = np.append(old["steps"][kept], step)
+    np.savez(path + ".tmp.npz", **old)
     os.replace(path + ".tmp.npz", path)  # atomic: an interruption leaves the old file whole
 
 
-def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """[-1, 1] -> the env's [low, high]."""
+def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # [-1, 1] -> the env's [low, high]
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
-def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """The env's [low, high] -> [-1, 1]."""
+def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # the env's [low, high] -> [-1, 1]
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
 def evaluate(actor: GaussianMeans, qf: TwinQ, env: gym.Env, episodes: int, device: torch.device, seed: int):
     """Returns of greedy_action (Table 1's performance), episode i from seed + i, and the switch rate: the share of
     steps (after each episode's first) whose greedy Gaussian differs from the previous step's."""
-    returns, switches, steps = [], 0, 0
+    returns, switches = [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)  # the same start states at every evaluation
-        done, total, previous = False, 0.0, None
+        done, total, chosen = False, 0.0, []
         while not done:
             action, best = greedy_action(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
-            best = int(best[0])
-            switches, steps = switches + (previous is not None and best != previous), steps + (previous is not None)
+            chosen.append(int(best[0]))
             obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0].cpu().numpy(), env.action_space))
-            done, total, previous = terminated or truncated, total + float(reward), best
+            done, total = terminated or truncated, total + float(reward)
         returns.append(total)
-    return returns, switches / max(steps, 1)
+        switches += [now != before for before, now in zip(chosen, chosen[1:])]
+    return returns, sum(switches) / max(len(switches), 1)
 
 
 def choose_renderer() -> None:
@@ -394,12 +366,11 @@ def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env
     for name, kind in (("action", type(env.action_space)), ("observation", type(env.observation_space))):
         if not issubclass(kind, gym.spaces.Box):
             raise SystemExit(f"{env_id} has a {kind.__name__} {name} space; this script needs a continuous (Box) one.")
+    env.action_space.seed(seed)
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
         atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
-    env = gym.wrappers.RecordEpisodeStatistics(env)
-    env.action_space.seed(seed)
-    return env
+    return gym.wrappers.RecordEpisodeStatistics(env)
 
 
 def resolve_env_id(env_id: str) -> str:
@@ -409,11 +380,8 @@ def resolve_env_id(env_id: str) -> str:
         print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
-        raise SystemExit(
-            f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
-            "(other registered Box-action envs also run)."
-        )
+        tasks = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS) + " (other registered Box-action envs also run)"
+        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {tasks}.")
     return env_id
 
 
@@ -423,24 +391,20 @@ def resolve_args(args: Args) -> Args:
     task = args.env_id.rpartition("-")[0]
     if task not in PRESETS:
         print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters take Hopper's column.")
-    fresh = not args.resume  # a resumed run's saved values are resolved already
-    if fresh and args.temperature == "auto" and {args.temperature_final, args.temperature_fraction} != {None}:
-        raise SystemExit("--temperature auto learns the temperature; drop --temperature-final and -fraction.")
-    if fresh and args.epsilon == "auto" and {args.epsilon_initial, args.epsilon_final, args.epsilon_fraction} != {None}:
-        raise SystemExit("--epsilon auto sets epsilon to 1/(10N); drop the --epsilon-* schedule flags.")
+    given = set() if args.resume else {name for name in PRESET_FIELDS if getattr(args, name) is not None}  # resolved
     row = PRESETS.get(task, PRESETS["Hopper"])
     vars(args).update({field: value for field, value in zip(PRESET_FIELDS, row) if getattr(args, field) is None})
-    if args.n_actors < 1:
-        raise SystemExit(f"--n-actors must be at least 1, got {args.n_actors}.")
-    if args.epsilon == "auto":  # 1/(10N), constant, in place of the schedule
-        args.epsilon_initial = args.epsilon_final = 1 / (10 * args.n_actors)
-        args.epsilon_fraction = 1.0
-    if args.temperature_target is not None and args.temperature != "auto":
+    auto_temperature, auto_epsilon = args.temperature == "auto", args.epsilon == "auto"
+    if auto_temperature and given & {"temperature_final", "temperature_fraction"}:
+        raise SystemExit("--temperature auto learns the temperature; drop --temperature-final and -fraction.")
+    if auto_epsilon and given & {"epsilon_initial", "epsilon_final", "epsilon_fraction"}:
+        raise SystemExit("--epsilon auto sets epsilon to 1/(10N); drop the --epsilon-* schedule flags.")
+    if args.temperature_target is not None and not auto_temperature:
         raise SystemExit("--temperature-target is the target of --temperature auto; give both or neither.")
-    if args.temperature == "auto" and args.temperature_initial <= 0:
+    if auto_temperature and args.temperature_initial <= 0:
         raise SystemExit("--temperature auto learns log(temperature), so --temperature-initial must be positive.")
-    if min(args.temperature_initial, args.temperature_final) < 0:
-        raise SystemExit("Temperatures must not be negative.")
+    if args.n_actors < 1 or min(args.temperature_initial, args.temperature_final) < 0:
+        raise SystemExit(f"--n-actors must be at least 1 (is {args.n_actors}) and temperatures must not be negative.")
     fractions = (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, args.temperature_fraction)
     if not all(0 <= value <= 1 for value in fractions):
         raise SystemExit("Epsilons and schedule fractions must lie in [0, 1].")
@@ -448,12 +412,13 @@ def resolve_args(args: Args) -> Args:
         raise SystemExit(f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}.")
     if args.total_timesteps <= args.learning_starts:
         raise SystemExit("--total-timesteps must exceed --learning-starts, or nothing is trained.")
-    if args.gradient_steps == 0 or args.gradient_steps < -1:
-        raise SystemExit("--gradient-steps must be positive, or -1 for one per env step.")
-    if min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1:
-        raise SystemExit("--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive.")
+    if args.gradient_steps < -1 or min(abs(args.gradient_steps), args.batch_size, args.eval_episodes) < 1:
+        raise SystemExit("--gradient-steps must be positive or -1, and --batch-size and --eval-episodes positive.")
     if args.record_means and not 1 <= args.probe_states <= min(args.eval_freq, args.learning_starts):
         raise SystemExit("--probe-states must be at least 1 and at most --eval-freq and --learning-starts.")
+    if auto_epsilon:  # 1/(10N), constant, in place of the schedule
+        args.epsilon_initial = args.epsilon_final = 1 / (10 * args.n_actors)
+        args.epsilon_fraction = 1.0
     return args
 
 
@@ -461,7 +426,9 @@ def main(args: Args) -> str:
     """Train Gamid; returns the run directory."""
     if args.evaluate:  # run control
         return watch(args)
-    args = resolve_args(resume_args(args) if args.resume else args)  # run control: --resume takes the saved values
+    if args.resume:  # run control: continue with the run's saved hyperparameters; other flags are ignored
+        args = type(args)(**load_checkpoint(args.resume)["args"] | {"resume": args.resume})
+    args = resolve_args(args)
     run_dir = args.resume or f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
     env = make_env(args.env_id, args.seed)  # after the eval env, whose renderer is chosen before MuJoCo's import
@@ -485,9 +452,9 @@ def main(args: Args) -> str:
     nets = dict(actor=actor, actor_target=actor_target, qf=qf, qf_target=qf_target,
                 actor_optimizer=torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True),
                 q_optimizer=torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True))  # fmt: skip
-    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
-    state = dict(nets, rb=rb, recent_returns=deque(maxlen=10), stats={}, n_updates=0, step=0, args=asdict(args),
-                 selected=torch.zeros(args.n_actors, device=device), batch_obs=None)  # fmt: skip
+    state = dict(nets, rb=ReplayBuffer(args.buffer_size, obs_dim, act_dim, device), recent_returns=deque(maxlen=10),
+                 stats={}, n_updates=0, step=0, args=asdict(args), selected=torch.zeros(args.n_actors, device=device),
+                 batch_obs=torch.zeros(args.batch_size, obs_dim, device=device))  # fmt: skip
     if learn_temperature:  # --temperature auto: log(temperature) has its own optimizer, as SAC's log(alpha)
         log_temperature = nn.Parameter(torch.full((), math.log(args.temperature_initial), device=device))
         temperature_optimizer = torch.optim.Adam([log_temperature], lr=args.temperature_lr)
@@ -495,18 +462,19 @@ def main(args: Args) -> str:
     if args.resume and load_checkpoint(args.resume, state, [env])["step"] >= args.total_timesteps:  # run control
         print(f"{args.resume} already finished at step {state['step']}; nothing to do.")
         return args.resume
-    state["batch_obs"] = None if state["batch_obs"] is None else state["batch_obs"].to(device)  # a checkpoint's
-    recent_returns, stats, selected = state["recent_returns"], state["stats"], state["selected"]
+    rb, recent_returns, stats, selected = state["rb"], state["recent_returns"], state["stats"], state["selected"]
+    if args.track:  # run control: Weights & Biases as in CleanRL, before the SummaryWriter whose scalars it syncs
+        import wandb
 
-    if args.track:  # run control
-        start_tracking(args, os.path.basename(run_dir))
+        name = os.path.basename(run_dir)
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=name, id=name.replace(".", "-"),
+                   resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
     writer = SummaryWriter(run_dir, purge_step=state["step"] + 1 if args.resume else None)  # no step logged twice
     if not args.resume:
         rows = "\n".join(f"|{name}|{value}|" for name, value in asdict(args).items())
         writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
         with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
-    print("hyperparameters: " + ", ".join(f"{name}={value}" for name, value in asdict(args).items()))
 
     obs, _ = env.reset(seed=None if args.resume else args.seed)  # resumed: the restored generator draws the start
     start_step, episode_steps, start_time = state["step"], 0, time.time()
@@ -515,9 +483,8 @@ def main(args: Args) -> str:
     for global_step in range(start_step + 1, args.total_timesteps + 1):
         now = (args.total_timesteps, global_step)  # where Table 5's linear schedules stand
         temperature = linear_schedule(args.temperature_initial, args.temperature_final, args.temperature_fraction, *now)
+        temperature = log_temperature.detach().exp() if learn_temperature else temperature
         epsilon = linear_schedule(args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, *now)
-        if learn_temperature:
-            temperature = log_temperature.detach().exp()
 
         # ALGO LOGIC: Alg. 1 lines 3-7; before learning_starts, uniform random actions.
         if global_step <= args.learning_starts:
@@ -562,10 +529,9 @@ def main(args: Args) -> str:
             values |= {"charts/temperature": float(temperature), "charts/epsilon": epsilon}
             if "charts/sum_d_var" in values:
                 values["charts/mean_d_var"] = values["charts/sum_d_var"] / args.n_actors
-            if learn_temperature:
-                values["charts/temperature_target"] = args.temperature_target
-            for i, fraction in enumerate((selected / selected.sum().clamp(min=1)).tolist()):
-                values[f"charts/selected_fraction/gaussian_{i}"] = fraction
+            values |= {"charts/temperature_target": args.temperature_target} if learn_temperature else {}
+            fractions = (selected / selected.sum().clamp(min=1)).tolist()
+            values |= {f"charts/selected_fraction/gaussian_{i}": fraction for i, fraction in enumerate(fractions)}
             values["charts/SPS"] = (global_step - start_step) / (time.time() - start_time)
             for tag, value in values.items():
                 writer.add_scalar(tag, value, global_step)
@@ -597,8 +563,8 @@ def main(args: Args) -> str:
 
 
 # ==============================================================================================================
-# Run control: checkpoints, stop signals, --resume, --evaluate, --track, the progress line. Not the algorithm: a fork
-# may delete this section and the lines of main() marked "# run control".
+# Run control: checkpoints, stop signals, --resume, --evaluate, the progress line. Not the algorithm: a fork may
+# delete this section and the lines of main() marked "# run control".
 # ==============================================================================================================
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL ("try again later"): benchmarks/reproduce.py resumes runs that exit so
 STOP = []  # stop signals received: the loop checkpoints at the end of the episode and exits
@@ -620,18 +586,17 @@ def checkpoint(run_dir: str, state: dict, envs: list, step: int, args, writer) -
     """At an episode's end, every --checkpoint-freq steps, at the last step and when asked to stop: write the training
     state (objects by their state_dict()) and every random stream to run_dir/checkpoint.pt; exit 75 if asked to stop."""
     finished = step == args.total_timesteps
-    if not (STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq)):
-        return
-    state["step"] = step
-    saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
-    saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()]
-    saved["random"] += [(env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
-                        for env in envs]  # fmt: skip
-    writer.flush()  # what was logged up to this step is on disk before the checkpoint
-    torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
-    os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
+    if STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq):
+        state["step"] = step
+        saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
+        saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()] + [
+            (env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
+            for env in envs
+        ]
+        writer.flush()  # what was logged up to this step is on disk before the checkpoint
+        torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
+        os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
     if STOP and not finished:
-        writer.close()
         print(f"interrupted at step {step}; resume with: python {os.path.relpath(__file__)} --resume {run_dir}")
         raise SystemExit(INTERRUPTED_EXIT_CODE)
 
@@ -643,53 +608,33 @@ def load_checkpoint(path: str, state: Optional[dict] = None, envs: list = ()) ->
         saved = torch.load(path, map_location="cpu", weights_only=False)  # ours: random states, hyperparameters
     except Exception as error:
         raise SystemExit(f"{path} cannot be read ({type(error).__name__}); runs write one every --checkpoint-freq.")
-    if state is None:
-        return saved
-    for name, value in state.items():
+    for name, value in (state or {}).items():  # objects by load_state_dict, tensors in place (an optimizer holds them)
         if hasattr(value, "load_state_dict"):
             value.load_state_dict(saved[name])
         elif isinstance(value, torch.Tensor):
-            value.data.copy_(saved[name])  # in place: an optimizer may hold it (log_alpha)
+            value.data.copy_(saved[name])
         else:
             state[name] = saved[name]
-    python, numpy, cpu, *env_states = saved["random"]
-    random.setstate(python)
-    np.random.set_state(numpy)
-    torch.set_rng_state(cpu)
-    for env, (env_state, space_state) in zip(envs, env_states):
-        env.unwrapped.np_random.bit_generator.state = env_state
-        env.action_space.np_random.bit_generator.state = space_state
+    if state is not None:
+        python, numpy, cpu, *env_states = saved["random"]
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(cpu)
+        for env, (env_state, space_state) in zip(envs, env_states):
+            env.unwrapped.np_random.bit_generator.state = env_state
+            env.action_space.np_random.bit_generator.state = space_state
     return saved
 
 
-def resume_args(args):
-    """--resume RUN_DIR continues with the run's saved hyperparameters; other flags given with it are ignored."""
-    try:
-        with open(os.path.join(args.resume, "hyperparameters.json")) as f:
-            saved = {name: tuple(value) if isinstance(value, list) else value for name, value in json.load(f).items()}
-    except OSError:
-        raise SystemExit(f"{args.resume} is not a run directory of this script (no hyperparameters.json).")
-    print(f"resuming {args.resume} with its saved hyperparameters")
-    return type(args)(**{**saved, "resume": args.resume})
-
-
-def start_tracking(args, run_name: str) -> None:
-    """Log to Weights & Biases as CleanRL does; call before creating the SummaryWriter, which it syncs."""
-    import wandb  # imported only with --track
-
-    wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name.replace(".", "-"),
-               resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
-
-
 def progress_line(step: int, total: int, marks: deque, recent_returns) -> str:
-    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, the speed over the last `marks`
-    calls (a deque with a maxlen): the recent speed, not the average since the fast random warm-up."""
+    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, at the speed over the last `marks`
+    (a deque with a maxlen), not the average since the fast random warm-up."""
     marks.append((time.time(), step))
-    steps_per_second = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
-    left = int((total - step) / steps_per_second) if steps_per_second > 0 else 0
-    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s" if steps_per_second > 0 else "n/a"
-    recent = f"{np.mean(recent_returns):.1f}" if len(recent_returns) else "n/a"
-    return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
+    speed = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
+    left = int((total - step) / max(speed, 1e-9))
+    recent = f"{np.mean(recent_returns):.1f}" if recent_returns else "n/a"
+    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s"
+    return f"step {step}/{total} ({step / total:.1%}), {speed:.0f} SPS, ETA {eta}, recent return {recent}"
 
 
 def watch(args: Args) -> str:

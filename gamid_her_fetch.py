@@ -1,10 +1,7 @@
-"""Gamid on TD3 with Hindsight Experience Replay (HER) for the sparse-reward Fetch tasks (paper Table 1, Fetch rows).
+"""Gamid (Algorithm 1 of Dey & Sharon, TMLR) on TD3 with Hindsight Experience Replay for the Fetch rows of Table 1.
 
-Algorithm 1 of Dey & Sharon (TMLR) on goal envs: actor and critics see observation + desired_goal, and the buffer keeps
-whole episodes and relabels goals when sampling (HER `future`, Andrychowicz et al., 2017). Fetch episodes end by their
-time limit only, so every transition bootstraps. N = 1 is TD3 + HER. The task's preset fills the flags left unset:
-`python gamid_her_fetch.py --env-id FetchPush-v4`; `--evaluate runs/<run>/gamid_her_fetch.model` watches a saved model.
-"""
+Goal envs: actor and critics see observation + desired_goal; the buffer relabels goals when sampling (HER `future`,
+Andrychowicz et al., 2017). N = 1 is TD3 + HER. Run: python gamid_her_fetch.py --env-id FetchPush-v4 (README)."""
 
 import atexit
 import json
@@ -17,7 +14,7 @@ import sys
 import time
 import warnings
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Literal, NamedTuple, Optional
 
 import gymnasium as gym
@@ -83,11 +80,8 @@ class Args:
 
 # Paper Table 4 (batch_size) and Table 5 (n_actors), the cells that differ between the Fetch columns; the shared
 # cells are the defaults above. Goal envs outside the paper (e.g. FetchReach-v4) take FetchPush's column.
-PRESETS = {
-    "FetchPush": dict(batch_size=2048, n_actors=4),
-    "FetchSlide": dict(batch_size=2048, n_actors=8),
-    "FetchPickAndPlace": dict(batch_size=1024, n_actors=8),
-}
+PRESETS = {"FetchPush": dict(batch_size=2048, n_actors=4), "FetchSlide": dict(batch_size=2048, n_actors=8),
+           "FetchPickAndPlace": dict(batch_size=1024, n_actors=8)}  # fmt: skip
 SUPPORTED = ", ".join(f"{task}-v1/-v4" for task in PRESETS)
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
 
@@ -95,8 +89,7 @@ GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
 def resolve_args(args: Args) -> Args:
     """Fill the fields left None from the task's preset; refuse values that would crash late or train silently wrong."""
     args.env_id = resolve_fetch_env_id(args.env_id)
-    env = make_goal_env(args.env_id, args.seed)  # refuses non-goal envs before anything is printed or written
-    env.close()
+    (env := make_goal_env(args.env_id, args.seed)).close()  # refuses non-goal envs before anything is written
     task = args.env_id.rpartition("-")[0]
     if task not in PRESETS:
         print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters use the FetchPush preset.")
@@ -104,7 +97,6 @@ def resolve_args(args: Args) -> Args:
         if getattr(args, field) is None:
             setattr(args, field, value)
     fractions = (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, args.temperature_fraction)
-    counts = (args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq)
     for wrong, sentence in [
         (args.n_actors < 1, f"--n-actors must be at least 1, got {args.n_actors}."),
         (min(args.temperature_initial, args.temperature_final) < 0, "Temperatures must not be negative."),
@@ -112,24 +104,18 @@ def resolve_args(args: Args) -> Args:
         (not all(0 <= value <= 1 for value in fractions), "Epsilons and schedule fractions must lie in [0, 1]."),
         (args.total_timesteps <= args.learning_starts, "--total-timesteps must exceed --learning-starts."),
         (args.batch_size > args.buffer_size, "--batch-size must not exceed --buffer-size."),
-        (args.buffer_size < env.spec.max_episode_steps, "--buffer-size must hold at least one whole episode."),
-        (
-            min(counts) < 1,
-            "--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive.",
-        ),
         (args.gradient_steps == 0 or args.gradient_steps < -1, "--gradient-steps must be positive, or -1."),
-        (min(args.n_sampled_goal, args.checkpoint_freq) < 0, "--n-sampled-goal and --checkpoint-freq must be >= 0."),
-    ]:
+        (args.n_sampled_goal < 0, "--n-sampled-goal must not be negative."),
+        (args.temperature_target is not None and args.temperature != "auto",
+         "--temperature-target is the target of --temperature auto; give both or neither."),
+    ]:  # fmt: skip
         if wrong:
             raise SystemExit(sentence)
+    schedule, auto = (args.epsilon_initial, args.epsilon_final, args.epsilon_fraction), (1 / (10 * args.n_actors),) * 2
     if args.epsilon == "auto":  # 1/(10N) in place of Table 5's schedule (Figure 5c); a resumed run has it saved
-        auto = {"epsilon_initial": 1 / (10 * args.n_actors), "epsilon_final": 1 / (10 * args.n_actors)}
-        for field, value in (auto | {"epsilon_fraction": 1.0}).items():
-            if getattr(args, field) not in (getattr(Args(), field), value):
-                raise SystemExit("--epsilon auto sets epsilon to 1/(10N); drop the --epsilon-* schedule flags.")
-            setattr(args, field, value)
-    if args.temperature_target is not None and args.temperature != "auto":
-        raise SystemExit("--temperature-target is the target of --temperature auto; give both or neither.")
+        if schedule not in ((Args.epsilon_initial, Args.epsilon_final, Args.epsilon_fraction), (*auto, 1.0)):
+            raise SystemExit("--epsilon auto sets epsilon to 1/(10N); drop the --epsilon-* schedule flags.")
+        args.epsilon_initial, args.epsilon_final, args.epsilon_fraction = *auto, 1.0
     if args.temperature == "auto" and args.n_actors > 1 and args.temperature_target is None:
         args.temperature_target = target_d_var(args.n_actors, env.action_space.shape[0])
     return args
@@ -148,21 +134,16 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         layers = list(zip((in_dim, *hidden), (*hidden, out_dim)))  # (fan_in, fan_out) of each layer
         # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
-        weights = [
-            torch.empty(n, fan_in, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers
-        ]
-        biases = [torch.empty(n, 1, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers]
-        self.weights = nn.ParameterList(weights)
-        self.biases = nn.ParameterList(biases)
+        self.weights = nn.ParameterList([torch.empty(n, i, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
+        self.biases = nn.ParameterList([torch.empty(n, 1, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
         members = members or len(self.weights[0])
+        *hidden_layers, (weight, bias) = zip(self.weights, self.biases)
         x = x.expand(members, -1, -1)
-        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
-            if layer < len(self.weights) - 1:
-                x = F.relu_(x)  # in place: baddbmm does not need its output for backward
-        return x
+        for w, b in hidden_layers:  # bias + x @ weight, member by member; ReLU in place (baddbmm keeps no output)
+            x = F.relu_(torch.baddbmm(b[:members], x, w[:members]))
+        return torch.baddbmm(bias[:members], x, weight[:members])
 
 
 class GaussianMeans(nn.Module):
@@ -185,8 +166,7 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
         """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
-        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
-        x = torch.cat([obs, actions], dim=-1)
+        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)  # the same state for each Gaussian
         q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
         return q.view(members, *actions.shape[:-1])
 
@@ -209,20 +189,16 @@ def d_var(means: torch.Tensor) -> torch.Tensor:
 
 def epsilon_greedy_weights(q: torch.Tensor, epsilon: float) -> torch.Tensor:
     """Mixture weights of §3.1: 1 - eps + eps/N for argmax_i q_i, eps/N for the others. q (N, B) -> (B, N)."""
-    n = q.shape[0]
-    return (1 - epsilon) * F.one_hot(q.argmax(0), n).to(q.dtype) + epsilon / n
+    return (1 - epsilon) * F.one_hot(q.argmax(0), len(q)).to(q.dtype) + epsilon / len(q)
 
 
 @torch.no_grad()
 def gmm_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, epsilon: float, noise_std: float):
     """Alg. 1 lines 3-4: n ~ P (epsilon-greedy on Q1), a = clip(mu_n(s) + N(0, sigma^2 I), -1, 1); -> (a, n)."""
-    means = actor(obs)  # (N, B, act)
-    states = torch.arange(obs.shape[0], device=obs.device)
-    if means.shape[0] == 1:
-        n = torch.zeros_like(states)  # one Gaussian: nothing to choose and nothing drawn, exactly as TD3 acts
-    else:
-        weights = epsilon_greedy_weights(qf(obs, means, members=1)[0], epsilon)  # (B, N)
-        n = torch.multinomial(weights, 1).squeeze(1)
+    means, states = actor(obs), torch.arange(obs.shape[0], device=obs.device)  # (N, B, act), (B,)
+    n = torch.zeros_like(states)  # one Gaussian: nothing to choose and nothing drawn, exactly as TD3 acts
+    if len(means) > 1:
+        n = torch.multinomial(epsilon_greedy_weights(qf(obs, means, members=1)[0], epsilon), 1).squeeze(1)
     mean = means[n, states]
     return (mean + noise_std * torch.randn_like(mean)).clamp(-1, 1), n
 
@@ -237,29 +213,19 @@ def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> tuple[t
 
 def diagnostics(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor) -> dict:
     """Saturated share |mu| > 0.99, Q1 gap of the best two means, temperature |grad D_var| / |grad Q1| (README)."""
-    with torch.no_grad():
-        means = actor(obs)  # (N, B, act)
-    means.requires_grad_(True)
+    means = actor(obs).detach().requires_grad_(True)  # (N, B, act)
     q1 = qf(obs, means, members=1)[0]  # (N, B)
     (q_grad,) = torch.autograd.grad(q1.sum(), means)  # the weights' .grad are untouched
     stats = {"diagnostics/saturated_fraction": (means.detach().abs() > 0.99).float().mean()}
     if means.shape[0] > 1:
         (d_var_grad,) = torch.autograd.grad(d_var(means).sum(), means)  # row i: grad of D_var(i) (mu_j detached)
         best_two = q1.detach().topk(2, dim=0).values
-        stats["diagnostics/q_gap"] = (best_two[0] - best_two[1]).mean()
         ratio = temperature * d_var_grad.norm(dim=-1).mean() / q_grad.norm(dim=-1).mean()
-        stats["diagnostics/diversity_to_q_grad"] = ratio
+        stats |= {"diagnostics/q_gap": (best_two[0] - best_two[1]).mean(), "diagnostics/diversity_to_q_grad": ratio}
     return stats
 
 
-class Batch(NamedTuple):
-    """A minibatch of transitions; actions in the [-1, 1] scale."""
-
-    obs: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_obs: torch.Tensor
-    terminated: torch.Tensor
+Batch = NamedTuple("Batch", [(name, torch.Tensor) for name in ("obs", "actions", "rewards", "next_obs", "terminated")])
 
 
 class Normalizer:
@@ -307,60 +273,46 @@ class HerReplayBuffer:
     """Whole episodes of a goal env (FIFO over episodes) in host memory; goals relabelled and rewards recomputed by
     the env's compute_reward when sampling (HER). Actions in the [-1, 1] scale."""
 
-    def __init__(self, n_episodes: int, horizon: int, obs_dim: int, goal_dim: int, act_dim: int,
-                 compute_reward: Callable, n_sampled_goal: int, normalizer: Normalizer, device: torch.device,
-                 rng: np.random.Generator):  # fmt: skip
+    def __init__(self, n_episodes, horizon, obs_dim, goal_dim, act_dim, compute_reward, n_sampled_goal, normalizer,
+                 device, rng):  # fmt: skip
         self.capacity, self.horizon, self.pos, self.n_episodes = n_episodes, horizon, 0, 0
         self.compute_reward, self.normalizer, self.device, self.rng = compute_reward, normalizer, device, rng
         self.her_prob = n_sampled_goal / (n_sampled_goal + 1)
-        self.obs = np.zeros((n_episodes, horizon + 1, obs_dim), np.float32)
-        self.achieved_goals = np.zeros((n_episodes, horizon + 1, goal_dim), np.float32)
-        self.desired_goals = np.zeros((n_episodes, horizon, goal_dim), np.float32)
-        self.actions = np.zeros((n_episodes, horizon, act_dim), np.float32)
+        shapes = dict(obs=(horizon + 1, obs_dim), achieved_goals=(horizon + 1, goal_dim),
+                      desired_goals=(horizon, goal_dim), actions=(horizon, act_dim))  # fmt: skip
+        self.data = {name: np.zeros((n_episodes, *shape), np.float32) for name, shape in shapes.items()}
 
     def add_episode(self, obs, achieved_goals, desired_goals, actions):
         """Store one episode: obs and achieved_goals of its T + 1 states, desired_goals and actions of its T steps."""
-        self.obs[self.pos] = obs
-        self.achieved_goals[self.pos] = achieved_goals
-        self.desired_goals[self.pos] = desired_goals
-        self.actions[self.pos] = actions
+        for array, value in zip(self.data.values(), (obs, achieved_goals, desired_goals, actions)):
+            array[self.pos] = value
         if self.normalizer.enabled:  # as baselines: statistics of the episode's inputs, with HER-relabelled goals
             t = np.arange(self.horizon)
-            episodes = np.full_like(t, self.pos)
-            goals = her_goals(self.achieved_goals, self.desired_goals, episodes, t, self.her_prob, self.rng)
-            self.normalizer.update(np.concatenate([self.obs[self.pos, :-1], goals], -1))
-        self.pos = (self.pos + 1) % self.capacity
-        self.n_episodes = min(self.n_episodes + 1, self.capacity)
+            goals = her_goals(self.data["achieved_goals"], self.data["desired_goals"], np.full_like(t, self.pos), t,
+                              self.her_prob, self.rng)  # fmt: skip
+            self.normalizer.update(np.concatenate([self.data["obs"][self.pos, :-1], goals], -1))
+        self.pos, self.n_episodes = (self.pos + 1) % self.capacity, min(self.n_episodes + 1, self.capacity)
 
     def sample(self, batch_size: int) -> Batch:
         """Uniform over stored transitions; obs + (relabelled) goal; terminated 0 (Fetch ends by time limit only)."""
         episodes = self.rng.integers(self.n_episodes, size=batch_size)
         t = self.rng.integers(self.horizon, size=batch_size)
-        goals = her_goals(self.achieved_goals, self.desired_goals, episodes, t, self.her_prob, self.rng)
-        rewards = self.compute_reward(self.achieved_goals[episodes, t + 1], goals, None)
-        obs = self.normalizer(np.concatenate([self.obs[episodes, t], goals], -1))
-        next_obs = self.normalizer(np.concatenate([self.obs[episodes, t + 1], goals], -1))
-        return Batch(obs=torch.as_tensor(obs, device=self.device),
-                     actions=torch.as_tensor(self.actions[episodes, t], device=self.device),
-                     rewards=torch.as_tensor(rewards, dtype=torch.float32, device=self.device),
-                     next_obs=torch.as_tensor(next_obs, device=self.device),
-                     terminated=torch.zeros(batch_size, device=self.device))  # fmt: skip
+        states, achieved, desired, actions = self.data.values()
+        goals = her_goals(achieved, desired, episodes, t, self.her_prob, self.rng)
+        rewards = self.compute_reward(achieved[episodes, t + 1], goals, None)
+        obs, next_obs = (self.normalizer(np.concatenate([states[episodes, t + i], goals], -1)) for i in (0, 1))
+        batch = (obs, actions[episodes, t], rewards, next_obs, np.zeros(batch_size))  # terminated 0: always bootstrap
+        return Batch(*(torch.as_tensor(x, dtype=torch.float32, device=self.device) for x in batch))
 
     def state_dict(self) -> dict:
         """The filled part of the buffer, its write position and its random stream (for checkpoints)."""
-        n = self.n_episodes
-        return {"obs": self.obs[:n].copy(), "achieved_goals": self.achieved_goals[:n].copy(),
-                "desired_goals": self.desired_goals[:n].copy(), "actions": self.actions[:n].copy(),
-                "pos": self.pos, "n_episodes": n, "rng": self.rng.bit_generator.state}  # fmt: skip
+        filled = {name: array[: self.n_episodes].copy() for name, array in self.data.items()}
+        return filled | {"pos": self.pos, "n_episodes": self.n_episodes, "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict):
-        n = state["n_episodes"]
-        self.obs[:n] = state["obs"]
-        self.achieved_goals[:n] = state["achieved_goals"]
-        self.desired_goals[:n] = state["desired_goals"]
-        self.actions[:n] = state["actions"]
-        self.pos, self.n_episodes = state["pos"], n
-        self.rng.bit_generator.state = state["rng"]
+        for name, array in self.data.items():
+            array[: state["n_episodes"]] = state[name]
+        self.pos, self.n_episodes, self.rng.bit_generator.state = state["pos"], state["n_episodes"], state["rng"]
 
 
 @torch.no_grad()
@@ -446,57 +398,39 @@ def train_step(*, actor: GaussianMeans, actor_target: GaussianMeans, qf: TwinQ, 
     return stats
 
 
-def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """[-1, 1] -> the env's [low, high]."""
+def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # [-1, 1] -> the env's [low, high]
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
-def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """The env's [low, high] -> [-1, 1]."""
+def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # the env's [low, high] -> [-1, 1]
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
 def evaluate_goal_env(policy: Callable[[torch.Tensor], torch.Tensor], env: gym.Env, episodes: int,
-                      normalizer: Normalizer, device: torch.device, seed: int,
-                      ) -> tuple[list[float], list[float]]:  # fmt: skip
+                      normalizer: Normalizer, device: torch.device, seed: int) -> tuple[list, list]:  # fmt: skip
     """Returns and successes (info["is_success"] at the end, else NaN) of a deterministic policy on network inputs;
-    episode i starts from seed + i."""
+    episode i starts from seed + i: the same goals and start states at every evaluation."""
     returns, successes = [], []
     for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)  # the same goals and start states at every evaluation
-        done, total = False, 0.0
+        (obs, _), done, total = env.reset(seed=seed + episode), False, 0.0
         while not done:
-            x = torch.as_tensor(policy_input(obs, normalizer), device=device)[None]
-            action = policy(x)[0].cpu().numpy()
+            action = policy(torch.as_tensor(policy_input(obs, normalizer), device=device)[None])[0].cpu().numpy()
             obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
-            done = terminated or truncated
-            total += float(reward)
+            done, total = terminated or truncated, total + float(reward)
         returns.append(total)
         successes.append(float(info.get("is_success", np.nan)))
     return returns, successes
 
 
-def register_robotics_envs():
-    """Make gymnasium-robotics' ids (FetchPush-v4, ...) known to gym.make; importing the package registers them."""
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-
-
 def resolve_fetch_env_id(env_id: str) -> str:
     """Map the paper's Fetch*-v1 ids (mujoco-py, no longer installable) to -v4; reject unknown ids."""
-    register_robotics_envs()
+    gym.register_envs(__import__("gymnasium_robotics"))  # importing it makes FetchPush-v4, ... known to gym.make
     task, _, version = env_id.rpartition("-")
     if task.startswith("Fetch") and version == "v1":
-        print(
-            f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same task, maintained bindings)."
-        )
+        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4, the same task.")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        raise SystemExit(
-            f"Unknown env id '{env_id}'; supported paper tasks are {SUPPORTED} "
-            f"(other registered goal envs such as FetchReach-v4 also run)."
-        )
+        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {SUPPORTED}.")
     return env_id
 
 
@@ -515,26 +449,15 @@ def make_goal_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gy
     """A single goal env (no vector env: episode boundaries stay explicit, so episodes enter the buffer whole)."""
     if video_dir:  # first, before any env imports MuJoCo: a machine that cannot record says so before training
         choose_renderer()
-    register_robotics_envs()
+    gym.register_envs(__import__("gymnasium_robotics"))
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     space = env.observation_space
-    is_goal_env = (
-        isinstance(space, gym.spaces.Dict)
-        and all(isinstance(space.get(key), gym.spaces.Box) for key in GOAL_KEYS)
-        and hasattr(env.unwrapped, "compute_reward")
-    )
-    if not is_goal_env:
-        env.close()
-        raise SystemExit(
-            f"{env_id} is not a goal env (HER needs Dict observations with 'observation', 'achieved_goal' and "
-            f"'desired_goal' and a compute_reward method); supported paper tasks are {SUPPORTED}, and other "
-            f"goal envs such as FetchReach-v4 also run."
-        )
-    if not isinstance(env.action_space, gym.spaces.Box):
-        name = type(env.action_space).__name__
-        raise SystemExit(f"{env_id} has a {name} action space; this script needs a continuous (Box) one.")
-    if env.spec.max_episode_steps is None:
-        raise SystemExit(f"{env_id} has no time limit; the HER buffer stores fixed-length, time-limited episodes.")
+    if not (isinstance(space, gym.spaces.Dict) and all(isinstance(space.get(key), gym.spaces.Box) for key in GOAL_KEYS)
+            and hasattr(env.unwrapped, "compute_reward")):  # fmt: skip
+        raise SystemExit(f"{env_id} is not a goal env (HER needs Dict observations {GOAL_KEYS} and compute_reward); "
+                         f"supported paper tasks are {SUPPORTED}.")  # fmt: skip
+    if not isinstance(env.action_space, gym.spaces.Box) or env.spec.max_episode_steps is None:
+        raise SystemExit(f"{env_id} needs a continuous (Box) action space and a time limit for this HER buffer.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
         atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
@@ -543,75 +466,73 @@ def make_goal_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gy
     return env
 
 
-def new_episode(obs: dict) -> dict:
-    """Per-episode lists for HerReplayBuffer.add_episode, starting from the reset observation."""
-    return {"obs": [obs["observation"]], "achieved_goals": [obs["achieved_goal"]], "desired_goals": [], "actions": []}
-
-
 def main(args: Args) -> str:
     """Train Gamid + HER (Algorithm 1); returns the run directory."""
     if args.evaluate:  # run control
         return watch(args)
-    args = resolve_args(resume_args(args) if args.resume else args)  # run control: --resume takes the saved values
+    if args.resume:  # run control: continue with the run's saved hyperparameters; other flags are ignored
+        args = type(args)(**load_checkpoint(args.resume)["args"] | {"resume": args.resume})
+    args = resolve_args(args)
     run_dir = args.resume or f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     eval_env = make_goal_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
     env = make_goal_env(args.env_id, args.seed)  # after the eval env, whose renderer is chosen first
     horizon, learn_temperature = env.spec.max_episode_steps, args.temperature == "auto" and args.n_actors > 1
-
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-
     obs_dim, goal_dim = env.observation_space["observation"].shape[0], env.observation_space["desired_goal"].shape[0]
-    in_dim, act_dim = obs_dim + goal_dim, env.action_space.shape[0]
-    actor = GaussianMeans(args.n_actors, in_dim, act_dim, args.net_arch).to(device)
-    qf = TwinQ(in_dim, act_dim, args.net_arch).to(device)
-    actor_target = GaussianMeans(args.n_actors, in_dim, act_dim, args.net_arch).to(device)
-    qf_target = TwinQ(in_dim, act_dim, args.net_arch).to(device)
+    in_dim, act_dim, hidden = obs_dim + goal_dim, env.action_space.shape[0], args.net_arch
+    actor = GaussianMeans(args.n_actors, in_dim, act_dim, hidden).to(device)
+    qf = TwinQ(in_dim, act_dim, hidden).to(device)
+    actor_target = GaussianMeans(args.n_actors, in_dim, act_dim, hidden).to(device)
+    qf_target = TwinQ(in_dim, act_dim, hidden).to(device)
     actor_target.load_state_dict(actor.state_dict())  # Alg. 1 line 1
     qf_target.load_state_dict(qf.state_dict())
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
-    q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
     normalizer = Normalizer(in_dim, args.normalize_obs)
     rb = HerReplayBuffer(args.buffer_size // horizon, horizon, obs_dim, goal_dim, act_dim, env.unwrapped.compute_reward,
                          args.n_sampled_goal, normalizer, device, np.random.default_rng(args.seed))  # fmt: skip
+    learner = dict(actor=actor, actor_target=actor_target, qf=qf, qf_target=qf_target,
+                   actor_optimizer=torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True),
+                   q_optimizer=torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True))  # fmt: skip
     # The training state, declared once: what checkpoint() saves and load_checkpoint (--resume) restores.
-    state = dict(actor=actor, actor_target=actor_target, qf=qf, qf_target=qf_target, actor_optimizer=actor_optimizer,
-                 q_optimizer=q_optimizer, normalizer=normalizer, rb=rb, step=0, n_updates=0, stats={}, batch_obs=None,
+    state = dict(learner, normalizer=normalizer, rb=rb, step=0, n_updates=0, stats={}, batch_obs=None,
                  selected=torch.zeros(args.n_actors), recent_returns=deque(maxlen=20), recent_success=deque(maxlen=20),
-                 args=vars(args))  # fmt: skip
+                 args=asdict(args))  # fmt: skip
     if learn_temperature:  # --temperature auto: log(temperature) has its own optimizer, as SAC's log(alpha)
         log_temperature = torch.full((), math.log(args.temperature_initial), device=device, requires_grad=True)
         temperature_optimizer = torch.optim.Adam([log_temperature], lr=args.temperature_lr)
         state |= dict(log_temperature=log_temperature, temperature_optimizer=temperature_optimizer)
-    if args.resume:  # run control
-        load_checkpoint(args.resume, state, [env])
-    stats, selected, recent_returns, recent_success = (state[k] for k in ("stats", "selected", "recent_returns",
-                                                                          "recent_success"))  # fmt: skip
+    if args.resume and load_checkpoint(args.resume, state, [env])["step"] >= args.total_timesteps:  # run control
+        print(f"{args.resume} already finished at step {state['step']}; nothing to do.")
+        return args.resume
+    stats, selected, recent_returns, recent_success = (state[key] for key in ("stats", "selected", "recent_returns",
+                                                                              "recent_success"))  # fmt: skip
 
-    if args.track:  # run control
-        start_tracking(args, os.path.basename(run_dir))
+    if args.track:  # run control: Weights & Biases as in CleanRL, before the SummaryWriter whose scalars it syncs
+        import wandb
+
+        name = os.path.basename(run_dir)
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=name, id=name.replace(".", "-"),
+                   resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
     writer = SummaryWriter(run_dir, purge_step=state["step"] + 1 if args.resume else None)
     if not args.resume:
         table = "\n".join(f"|{name}|{value}|" for name, value in vars(args).items())
         writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
         with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
             json.dump(vars(args), f, indent=2)
-    print("hyperparameters: " + ", ".join(f"{name}={value}" for name, value in vars(args).items()))
 
     obs, _ = env.reset(seed=None if args.resume else args.seed)  # resumed: the restored generator draws, as it did
-    episode = new_episode(obs)
+    visited, actions = [obs], []  # the episode so far: its observation dicts and its actions
     catch_stop_signals()  # run control
     start_step, start_time = state["step"] + 1, time.time()
     marks = deque([(start_time, state["step"])], maxlen=12)  # run control
     for global_step in range(start_step, args.total_timesteps + 1):
         now = (args.total_timesteps, global_step)  # where Table 5's linear schedules stand
         temperature = linear_schedule(args.temperature_initial, args.temperature_final, args.temperature_fraction, *now)
+        temperature = log_temperature.detach().exp() if learn_temperature else temperature
         epsilon = linear_schedule(args.epsilon_initial, args.epsilon_final, args.epsilon_fraction, *now)
-        if learn_temperature:
-            temperature = log_temperature.detach().exp()
 
         # ALGO LOGIC: Alg. 1 lines 3-8; before learning_starts, uniform random actions.
         if global_step <= args.learning_starts:
@@ -621,18 +542,12 @@ def main(args: Args) -> str:
             action, n = gmm_action(actor, qf, x, epsilon, args.noise_std)
             action = action[0].cpu().numpy()
             selected[n.cpu()] += 1
-        next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
-        episode["obs"].append(next_obs["observation"])
-        episode["achieved_goals"].append(next_obs["achieved_goal"])
-        episode["desired_goals"].append(obs["desired_goal"])
-        episode["actions"].append(action)
-        obs, episode_over = next_obs, terminated or truncated
-        if episode_over:
-            if len(episode["actions"]) != horizon:
-                raise SystemExit(
-                    f"{args.env_id} ended an episode early; this HER buffer stores time-limited episodes only."
-                )
-            rb.add_episode(**{key: np.array(values) for key, values in episode.items()})  # always bootstrap
+        obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
+        visited.append(obs)
+        actions.append(action)
+        if episode_over := terminated or truncated:  # HER: the whole episode enters the buffer; always bootstrap
+            rb.add_episode(*(np.array([o[key] for o in visited]) for key in ("observation", "achieved_goal")),
+                           np.array([o["desired_goal"] for o in visited[:-1]]), np.array(actions))  # fmt: skip
             recent_returns.append(float(info["episode"]["r"]))
             recent_success.append(float(info.get("is_success", np.nan)))
             writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
@@ -644,20 +559,17 @@ def main(args: Args) -> str:
             n_steps = args.gradient_steps if args.gradient_steps > 0 else 1 if args.train_freq == "step" else horizon
             for _ in range(n_steps):
                 state["n_updates"] += 1
-                update_actor = state["n_updates"] % args.policy_delay == 0
+                update = state["n_updates"] % args.policy_delay == 0  # TD3's delayed actor and target updates
                 batch = rb.sample(args.batch_size)
-                stats |= train_step(actor=actor, actor_target=actor_target, qf=qf, qf_target=qf_target,
-                                    actor_optimizer=actor_optimizer, q_optimizer=q_optimizer, batch=batch,
-                                    update_actor=update_actor, temperature=temperature, args=args)  # fmt: skip
+                stats |= train_step(**learner, batch=batch, update_actor=update, temperature=temperature, args=args)
                 state["batch_obs"] = batch.obs  # the last update's states, which the diagnostics read
-                if learn_temperature and update_actor:  # the dual step, with the actor's, on its batch
+                if learn_temperature and update:  # the dual step, with the actor's, on its batch
                     mean_d_var = stats["charts/sum_d_var"] / args.n_actors
                     loss = temperature_loss(log_temperature, mean_d_var, args.temperature_target)
                     temperature_optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     temperature_optimizer.step()
-                    temperature = log_temperature.detach().exp()
-                    stats["losses/temperature_loss"] = loss.detach()
+                    temperature, stats["losses/temperature_loss"] = log_temperature.detach().exp(), loss.detach()
 
         # TRY NOT TO MODIFY: logging and evaluation
         if global_step % args.log_freq == 0 and recent_success:  # the last 20 training episodes, with exploration
@@ -672,17 +584,15 @@ def main(args: Args) -> str:
             values |= {"charts/temperature": float(temperature), "charts/epsilon": epsilon}
             if "charts/sum_d_var" in values:
                 values["charts/mean_d_var"] = values["charts/sum_d_var"] / args.n_actors
-            if learn_temperature:
-                values["charts/temperature_target"] = args.temperature_target
-            for i, fraction in enumerate((selected / selected.sum().clamp(min=1)).tolist()):
-                values[f"charts/selected_fraction/gaussian_{i}"] = fraction
+            values |= {"charts/temperature_target": args.temperature_target} if learn_temperature else {}
+            fractions = (selected / selected.sum().clamp(min=1)).tolist()
+            values |= {f"charts/selected_fraction/gaussian_{i}": fraction for i, fraction in enumerate(fractions)}
             values["charts/SPS"] = (global_step - start_step + 1) / (time.time() - start_time)
             for tag, value in values.items():
                 writer.add_scalar(tag, value, global_step)
             selected.zero_()
         if time.time() - marks[-1][0] > 5:  # run control
-            success = f", success {np.mean(recent_success):.2f}" if recent_success else ""
-            print(progress_line(global_step, args.total_timesteps, marks, recent_returns) + success, flush=True)
+            print(progress_line(global_step, args.total_timesteps, marks, recent_returns), flush=True)
         if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
             eval_env.set_wrapper_attr("name_prefix", f"step{global_step}")  # videos/step<N>-episode-<k>.mp4
             returns, solved = evaluate_goal_env(lambda x: greedy_action(actor, qf, x)[0], eval_env, args.eval_episodes,
@@ -694,12 +604,11 @@ def main(args: Args) -> str:
         if episode_over or global_step == args.total_timesteps:  # between episodes: none is half stored
             checkpoint(run_dir, state, [env], global_step, args, writer)  # run control: when due; exit 75 if asked
             obs, _ = env.reset()  # after the checkpoint: a resumed run's reset draws the same start and goal
-            episode = new_episode(obs)
+            visited, actions = [obs], []
 
     if args.save_model:
-        path = os.path.join(run_dir, f"{args.exp_name}.model")
         model = {"actor": actor.state_dict(), "qf": qf.state_dict(), "normalizer": normalizer.state_dict()}
-        torch.save(model | {"args": vars(args)}, path)
+        torch.save(model | {"args": vars(args)}, path := os.path.join(run_dir, f"{args.exp_name}.model"))
         print(f"model saved to {path}")
     env.close()
     eval_env.close()
@@ -708,8 +617,8 @@ def main(args: Args) -> str:
 
 
 # ==============================================================================================================
-# Run control: checkpoints, stop signals, --resume, --evaluate, --track, the progress line. Not the algorithm: a fork
-# may delete this section and the lines of main() marked "# run control".
+# Run control: checkpoints, stop signals, --resume, --evaluate, the progress line. Not the algorithm: a fork may
+# delete this section and the lines of main() marked "# run control".
 # ==============================================================================================================
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL ("try again later"): benchmarks/reproduce.py resumes runs that exit so
 STOP = []  # stop signals received: the loop checkpoints at the end of the episode and exits
@@ -731,18 +640,17 @@ def checkpoint(run_dir: str, state: dict, envs: list, step: int, args, writer) -
     """At an episode's end, every --checkpoint-freq steps, at the last step and when asked to stop: write the training
     state (objects by their state_dict()) and every random stream to run_dir/checkpoint.pt; exit 75 if asked to stop."""
     finished = step == args.total_timesteps
-    if not (STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq)):
-        return
-    state["step"] = step
-    saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
-    saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()]
-    saved["random"] += [(env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
-                        for env in envs]  # fmt: skip
-    writer.flush()  # what was logged up to this step is on disk before the checkpoint
-    torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
-    os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
+    if STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq):
+        state["step"] = step
+        saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
+        saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()] + [
+            (env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
+            for env in envs
+        ]
+        writer.flush()  # what was logged up to this step is on disk before the checkpoint
+        torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
+        os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
     if STOP and not finished:
-        writer.close()
         print(f"interrupted at step {step}; resume with: python {os.path.relpath(__file__)} --resume {run_dir}")
         raise SystemExit(INTERRUPTED_EXIT_CODE)
 
@@ -754,61 +662,42 @@ def load_checkpoint(path: str, state: Optional[dict] = None, envs: list = ()) ->
         saved = torch.load(path, map_location="cpu", weights_only=False)  # ours: random states, hyperparameters
     except Exception as error:
         raise SystemExit(f"{path} cannot be read ({type(error).__name__}); runs write one every --checkpoint-freq.")
-    if state is None:
-        return saved
-    for name, value in state.items():
+    for name, value in (state or {}).items():  # objects by load_state_dict, tensors in place (an optimizer holds them)
         if hasattr(value, "load_state_dict"):
             value.load_state_dict(saved[name])
         elif isinstance(value, torch.Tensor):
-            value.data.copy_(saved[name])  # in place: an optimizer may hold it (log_alpha)
+            value.data.copy_(saved[name])
         else:
             state[name] = saved[name]
-    python, numpy, cpu, *env_states = saved["random"]
-    random.setstate(python)
-    np.random.set_state(numpy)
-    torch.set_rng_state(cpu)
-    for env, (env_state, space_state) in zip(envs, env_states):
-        env.unwrapped.np_random.bit_generator.state = env_state
-        env.action_space.np_random.bit_generator.state = space_state
+    if state is not None:
+        python, numpy, cpu, *env_states = saved["random"]
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(cpu)
+        for env, (env_state, space_state) in zip(envs, env_states):
+            env.unwrapped.np_random.bit_generator.state = env_state
+            env.action_space.np_random.bit_generator.state = space_state
     return saved
 
 
-def resume_args(args):
-    """--resume RUN_DIR continues with the run's saved hyperparameters; other flags given with it are ignored."""
-    try:
-        with open(os.path.join(args.resume, "hyperparameters.json")) as f:
-            saved = {name: tuple(value) if isinstance(value, list) else value for name, value in json.load(f).items()}
-    except OSError:
-        raise SystemExit(f"{args.resume} is not a run directory of this script (no hyperparameters.json).")
-    print(f"resuming {args.resume} with its saved hyperparameters")
-    return type(args)(**{**saved, "resume": args.resume})
-
-
-def start_tracking(args, run_name: str) -> None:
-    """Log to Weights & Biases as CleanRL does; call before creating the SummaryWriter, which it syncs."""
-    import wandb  # imported only with --track
-
-    wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name.replace(".", "-"),
-               resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
-
-
 def progress_line(step: int, total: int, marks: deque, recent_returns) -> str:
-    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, the speed over the last `marks`
-    calls (a deque with a maxlen): the recent speed, not the average since the fast random warm-up."""
+    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, at the speed over the last `marks`
+    (a deque with a maxlen), not the average since the fast random warm-up."""
     marks.append((time.time(), step))
-    steps_per_second = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
-    left = int((total - step) / steps_per_second) if steps_per_second > 0 else 0
-    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s" if steps_per_second > 0 else "n/a"
-    recent = f"{np.mean(recent_returns):.1f}" if len(recent_returns) else "n/a"
-    return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
+    speed = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
+    left = int((total - step) / max(speed, 1e-9))
+    recent = f"{np.mean(recent_returns):.1f}" if recent_returns else "n/a"
+    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s"
+    return f"step {step}/{total} ({step / total:.1%}), {speed:.0f} SPS, ETA {eta}, recent return {recent}"
 
 
 def watch(args: Args) -> str:
     """--evaluate PATH: greedy episodes of a saved model or checkpoint from --seed + 10_000 on; trains nothing."""
     saved = load_checkpoint(args.evaluate)
     run, run_dir = saved["args"], args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(args.evaluate)
-    videos = os.path.join(run_dir, "videos_evaluate") if args.capture_video else None
-    env = make_goal_env(run["env_id"], args.seed, videos)
+    env = make_goal_env(
+        run["env_id"], args.seed, os.path.join(run_dir, "videos_evaluate") if args.capture_video else None
+    )
     env.set_wrapper_attr("name_prefix", f"step{saved.get('step', run['total_timesteps'])}")
     in_dim = env.observation_space["observation"].shape[0] + env.observation_space["desired_goal"].shape[0]
     actor = GaussianMeans(run["n_actors"], in_dim, env.action_space.shape[0], run["net_arch"])

@@ -3,9 +3,6 @@
 K tanh-squashed Gaussian experts mixed by a learned routing function psi(s); per state only the best expert
 i* = argmax_i min(Q1, Q2)(s, a_i) is trained (SAC's actor loss on its own density) and is psi's regression target
 (the paper's "frequency approximate gradient"). Critics, targets and alpha: SAC's (Haarnoja et al., 2018); K = 1 is SAC.
-
-    python pmoe_baseline.py --env-id Walker2d-v3 --save-model    # then: --evaluate runs/<run>/pmoe_baseline.model
-
 Only the paper's abstract and introduction could be read: the method follows the authors' PMOE-SAC code [C], `pmoe.py`
 at commit d599e29 of github.com/quantumiracle/Popular-RL-Algorithms. Assumed: SAC's MuJoCo hyperparameters on every
 task, K = 4, 10,000 warm-up steps. Deviations from [C] (a demo's settings): tau, batch size, width and warm-up (see
@@ -71,10 +68,8 @@ class Args:
 
 
 # Gamid paper Table 1's training budget per task; PMOE's other hyperparameters are the same on every task (Args).
-PRESETS = {task: dict(total_timesteps=steps) for task, steps in [
-    ("Swimmer", 1_000_000), ("HalfCheetah", 1_000_000), ("Hopper", 1_000_000), ("Ant", 1_000_000),
-    ("Walker2d", 1_000_000), ("Humanoid", 2_000_000)]}  # fmt: skip
-LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # [C]'s clamp, also SB3's
+PRESETS = {"Swimmer": 1_000_000, "HalfCheetah": 1_000_000, "Hopper": 1_000_000, "Ant": 1_000_000,
+           "Walker2d": 1_000_000, "Humanoid": 2_000_000}  # fmt: skip
 
 
 class EnsembleMLP(nn.Module):
@@ -84,21 +79,16 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         layers = list(zip((in_dim, *hidden), (*hidden, out_dim)))  # (fan_in, fan_out) of each layer
         # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
-        weights = [
-            torch.empty(n, fan_in, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers
-        ]
-        biases = [torch.empty(n, 1, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers]
-        self.weights = nn.ParameterList(weights)
-        self.biases = nn.ParameterList(biases)
+        self.weights = nn.ParameterList([torch.empty(n, i, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
+        self.biases = nn.ParameterList([torch.empty(n, 1, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
         members = members or len(self.weights[0])
+        *hidden_layers, (weight, bias) = zip(self.weights, self.biases)
         x = x.expand(members, -1, -1)
-        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
-            if layer < len(self.weights) - 1:
-                x = F.relu_(x)  # in place: baddbmm does not need its output for backward
-        return x
+        for w, b in hidden_layers:  # bias + x @ weight, member by member; ReLU in place (baddbmm keeps no output)
+            x = F.relu_(torch.baddbmm(b[:members], x, w[:members]))
+        return torch.baddbmm(bias[:members], x, weight[:members])
 
 
 class MixtureOfExperts(nn.Module):
@@ -116,7 +106,7 @@ class MixtureOfExperts(nn.Module):
     def forward(self, obs: torch.Tensor):
         """(B, obs) -> means (K, B, act), log-stds (K, B, act), log routing weights log psi (K, B), before the tanh."""
         out = self.head(self.trunk(obs)).view(obs.shape[0], self.k, 2 * self.act_dim).transpose(0, 1)
-        log_std = out[..., self.act_dim :].clamp(LOG_STD_MIN, LOG_STD_MAX)
+        log_std = out[..., self.act_dim :].clamp(-20.0, 2.0)  # [C]'s clamp, also SB3's
         return out[..., : self.act_dim], log_std, self.router(obs).log_softmax(-1).T
 
 
@@ -129,24 +119,12 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
         """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
-        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
-        x = torch.cat([obs, actions], dim=-1)
+        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)  # the same state for each Gaussian
         q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
         return q.view(members, *actions.shape[:-1])
 
 
-def expert_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """log pi_i(tanh(u_i)|s), each expert's own squashed density (PMOE's entropy terms, [C]): (K, B, act) -> (K, B).
-    log N(u_i; mu_i, sigma_i) - sum_d log(1 - tanh(u_id)^2), the last term as 2 (log 2 - u - softplus(-2u))."""
-    z = (u - mean) / log_std.exp()
-    log_normal = (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * u.shape[-1]
-    log_det = (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-    return log_normal - log_det
-
-
-def mixture_log_prob(
-    u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch.Tensor
-) -> torch.Tensor:
+def mixture_log_prob(u, mean, log_std, log_weights) -> torch.Tensor:
     """Exact log pi(tanh(u)|s) of the squashed mixture: u (..., B, act), mean, log_std (K, B, act), log_weights (K, B).
     logsumexp_j(log w_j + log N(u; mu_j, sigma_j)) - sum_d log(1 - tanh(u_d)^2), overflow-free -> (..., B)."""
     z = (u.unsqueeze(-3) - mean) / log_std.exp()  # (..., K, B, act)
@@ -178,7 +156,8 @@ def pmoe_actor_loss(actor: MixtureOfExperts, qf: TwinQ, obs: torch.Tensor, alpha
     """
     mean, log_std, log_weights = actor(obs)
     u = mean + log_std.exp() * torch.randn_like(mean)  # (K, B, act)
-    log_prob = expert_log_prob(u, mean, log_std)  # (K, B)
+    # log pi_i(a_i|s), each expert's own squashed density ([C]'s entropy terms): expert i as a one-component mixture.
+    log_prob = mixture_log_prob(u, mean[:, None], log_std[:, None], torch.zeros_like(log_weights)[:, None])  # (K, B)
     qf.requires_grad_(False)  # Q is a fixed function of the action here: skip its weight gradients
     q = qf(obs, torch.tanh(u)).min(0).values  # (K, B)
     qf.requires_grad_(True)
@@ -192,20 +171,12 @@ def pmoe_actor_loss(actor: MixtureOfExperts, qf: TwinQ, obs: torch.Tensor, alpha
         stats = {"losses/expert_loss": expert_loss.detach(), "losses/routing_loss": routing_loss.detach()}
         stats |= {"charts/expert_entropy": -pick(log_prob, best).mean(), "charts/entropy": mixture_entropy}
         for i in range(actor.k):  # its mean routing weight, how often it was the best, its mean std
-            stats[f"charts/expert_{i}/weight"] = weights[i].mean()
-            stats[f"charts/expert_{i}/best_fraction"] = is_best[i].mean()
-            stats[f"charts/expert_{i}/std"] = log_std[i].exp().mean()
+            values = (weights[i].mean(), is_best[i].mean(), log_std[i].exp().mean())
+            stats |= {f"charts/expert_{i}/{name}": v for name, v in zip(("weight", "best_fraction", "std"), values)}
     return expert_loss + routing_loss, stats
 
 
-class Batch(NamedTuple):
-    """A minibatch of transitions; actions in the [-1, 1] scale."""
-
-    obs: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_obs: torch.Tensor
-    terminated: torch.Tensor
+Batch = NamedTuple("Batch", [(name, torch.Tensor) for name in ("obs", "actions", "rewards", "next_obs", "terminated")])
 
 
 class ReplayBuffer:
@@ -213,24 +184,19 @@ class ReplayBuffer:
 
     def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
         self.size, self.pos, self.full, self.device = size, 0, False, device  # pos: where the next transition goes
-        self.obs = torch.zeros(size, obs_dim, device=device)
-        self.actions = torch.zeros(size, act_dim, device=device)
-        self.rewards = torch.zeros(size, device=device)
-        self.next_obs = torch.zeros(size, obs_dim, device=device)
-        self.terminated = torch.zeros(size, device=device)
+        for name, shape in zip(Batch._fields, ((obs_dim,), (act_dim,), (), (obs_dim,), ())):
+            setattr(self, name, torch.zeros(size, *shape, device=device))
 
     def add(self, obs, action, reward, next_obs, terminated):
         for name, value in zip(Batch._fields, (obs, action, reward, next_obs, terminated)):
             getattr(self, name)[self.pos] = torch.as_tensor(value, dtype=torch.float32)
-        self.pos = (self.pos + 1) % self.size
-        self.full = self.full or self.pos == 0
+        self.pos, self.full = (self.pos + 1) % self.size, self.full or self.pos + 1 == self.size
 
     def sample(self, batch_size: int) -> Batch:
         idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
         return Batch(*(getattr(self, name)[idx] for name in Batch._fields))
 
-    def state_dict(self) -> dict:
-        """The write position and the filled part, copied out (torch.save writes a slice's whole storage)."""
+    def state_dict(self) -> dict:  # pos and the filled part, copied out (torch.save writes a slice's whole storage)
         stored = {name: getattr(self, name) for name in Batch._fields}
         filled = stored if self.full else {name: data[: self.pos].clone() for name, data in stored.items()}
         return {"pos": self.pos, "full": self.full, **filled}
@@ -249,7 +215,7 @@ def pmoe_td_target(actor: MixtureOfExperts, qf_target: TwinQ, batch: Batch, alph
     c = (log_weights - torch.empty_like(log_weights).exponential_().log()).argmax(0)  # c ~ psi(s'): Gumbel-max
     mean, log_std = pick(mean, c), pick(log_std, c)  # (B, act)
     u = mean + log_std.exp() * torch.randn_like(mean)
-    log_prob = expert_log_prob(u[None], mean[None], log_std[None])[0]
+    log_prob = mixture_log_prob(u, mean[None], log_std[None], torch.zeros_like(log_weights[:1]))  # pi_c alone
     next_v = qf_target(batch.next_obs, torch.tanh(u)).min(0).values - alpha * log_prob
     return batch.rewards + gamma * (1 - batch.terminated) * next_v
 
@@ -266,8 +232,7 @@ def train_step(actor, qf, qf_target, log_alpha, actor_optimizer, q_optimizer, al
     log_alpha is a scalar tensor; alpha_optimizer is None for a fixed alpha. Detached diagnostics (no host sync)."""
     alpha = log_alpha.detach().exp()
     q = qf(batch.obs, batch.actions)  # (2, B)
-    y = pmoe_td_target(actor, qf_target, batch, alpha, args.gamma)
-    qf_loss = (q - y).pow(2).mean(1).sum()
+    qf_loss = (q - pmoe_td_target(actor, qf_target, batch, alpha, args.gamma)).pow(2).mean(1).sum()
     q_optimizer.zero_grad(set_to_none=True)
     qf_loss.backward()
     q_optimizer.step()
@@ -288,13 +253,11 @@ def train_step(actor, qf, qf_target, log_alpha, actor_optimizer, q_optimizer, al
     return stats
 
 
-def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """[-1, 1] -> the env's [low, high]."""
+def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # [-1, 1] -> the env's [low, high]
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
-def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """The env's [low, high] -> [-1, 1]."""
+def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # the env's [low, high] -> [-1, 1]
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
@@ -313,11 +276,9 @@ def evaluate(actor: MixtureOfExperts, qf: TwinQ, env: gym.Env, episodes: int, de
         obs, _ = env.reset(seed=seed + episode)
         done, total = False, 0.0
         while not done:
-            obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            action = greedy_expert_action(actor, qf, obs[None])[0].cpu().numpy()
-            obs, reward, terminated, truncated, _ = env.step(to_env_action(action, env.action_space))
-            done = terminated or truncated
-            total += float(reward)
+            action = greedy_expert_action(actor, qf, torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+            obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0].cpu().numpy(), env.action_space))
+            done, total = terminated or truncated, total + float(reward)
         returns.append(total)
     return returns
 
@@ -341,12 +302,11 @@ def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env
     for name, kind in (("action", type(env.action_space)), ("observation", type(env.observation_space))):
         if not issubclass(kind, gym.spaces.Box):
             raise SystemExit(f"{env_id} has a {kind.__name__} {name} space; this script needs a continuous (Box) one.")
+    env.action_space.seed(seed)
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
         atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
-    env = gym.wrappers.RecordEpisodeStatistics(env)
-    env.action_space.seed(seed)
-    return env
+    return gym.wrappers.RecordEpisodeStatistics(env)
 
 
 def resolve_env_id(env_id: str) -> str:
@@ -356,20 +316,16 @@ def resolve_env_id(env_id: str) -> str:
         print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
-        raise SystemExit(
-            f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
-            "(other registered Box-action envs also run)."
-        )
+        tasks = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS) + " (other registered Box-action envs also run)"
+        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {tasks}.")
     return env_id
 
 
 def resolve_args(args: Args) -> Args:
     """Fill the fields left None from the task's preset (Hopper's for other envs); refuse values that train wrong."""
     args.env_id = resolve_env_id(args.env_id)
-    for field, value in PRESETS.get(args.env_id.rpartition("-")[0], PRESETS["Hopper"]).items():
-        if getattr(args, field) is None:
-            setattr(args, field, value)
+    if args.total_timesteps is None:
+        args.total_timesteps = PRESETS.get(args.env_id.rpartition("-")[0], PRESETS["Hopper"])
     for failed, sentence in [
         (args.n_experts < 1, f"--n-experts must be at least 1, got {args.n_experts}."),
         (args.batch_size > args.buffer_size, f"--batch-size {args.batch_size} exceeds --buffer-size."),
@@ -377,8 +333,6 @@ def resolve_args(args: Args) -> Args:
         (not 0 < args.tau <= 1, f"--tau must lie in (0, 1], got {args.tau}."),
         (not 0 <= args.gamma <= 1, f"--gamma must lie in [0, 1], got {args.gamma}."),
         (args.ent_coef <= 0, f"--ent-coef must be positive, got {args.ent_coef}."),
-        (min(args.batch_size, args.learning_rate, args.eval_freq, args.eval_episodes, args.log_freq) <= 0,
-         "--batch-size, --learning-rate, --eval-freq, --eval-episodes and --log-freq must be positive."),
     ]:  # fmt: skip
         if failed:
             raise SystemExit(sentence)
@@ -387,9 +341,11 @@ def resolve_args(args: Args) -> Args:
 
 def main(args: Args) -> str:
     """Train PMOE (SAC for K = 1); returns the run directory."""
-    if args.evaluate:
-        return watch(args)  # run control
-    args = resolve_args(resume_args(args) if args.resume else args)  # run control: a resumed run's own values
+    if args.evaluate:  # run control
+        return watch(args)
+    if args.resume:  # run control: continue with the run's saved hyperparameters; other flags are ignored
+        args = type(args)(**load_checkpoint(args.resume)["args"] | {"resume": args.resume})
+    args = resolve_args(args)
     run_dir = args.resume or f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
     env = make_env(args.env_id, args.seed)  # after the eval env, whose renderer is chosen before MuJoCo's import
@@ -399,8 +355,6 @@ def main(args: Args) -> str:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    if args.track:
-        start_tracking(args, os.path.basename(run_dir))  # run control: before the SummaryWriter, which it syncs
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     actor = MixtureOfExperts(args.n_experts, obs_dim, act_dim, args.net_arch).to(device)
     qf, qf_target = (TwinQ(obs_dim, act_dim, args.net_arch).to(device) for _ in range(2))  # in this order
@@ -417,9 +371,14 @@ def main(args: Args) -> str:
     if args.resume and load_checkpoint(args.resume, state, [env])["step"] >= args.total_timesteps:  # run control
         print(f"{args.resume} already finished at step {state['step']}; nothing to do.")
         return args.resume
+    if args.track:  # run control: Weights & Biases as in CleanRL, before the SummaryWriter whose scalars it syncs
+        import wandb
+
+        name = os.path.basename(run_dir)
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=name, id=name.replace(".", "-"),
+                   resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
     obs, _ = env.reset(seed=None if args.resume else args.seed)  # resumed: the restored generator draws the start
     recent_returns, stats = state["recent_returns"], {}
-
     writer = SummaryWriter(run_dir, purge_step=state["step"] + 1 if args.resume else None)  # no step logged twice
     if not args.resume:
         table = "\n".join(f"|{k}|{v}|" for k, v in vars(args).items())
@@ -456,9 +415,9 @@ def main(args: Args) -> str:
             if bad := [tag for tag, value in values.items() if not np.isfinite(value)]:
                 writer.close()
                 raise SystemExit(f"{bad[0]} is {values[bad[0]]} at step {global_step}; stopping (logs in {run_dir}).")
+            values["charts/SPS"] = (global_step - start_step) / (time.time() - start_time)
             for tag, value in values.items():
                 writer.add_scalar(tag, value, global_step)
-            writer.add_scalar("charts/SPS", (global_step - start_step) / (time.time() - start_time), global_step)
         if global_step % args.eval_freq == 0 or global_step == args.total_timesteps:
             eval_env.set_wrapper_attr("name_prefix", f"step{global_step}")  # videos/step<N>-episode-<k>.mp4
             returns = evaluate(actor, qf, eval_env, args.eval_episodes, device, seed=args.seed + 10_000)
@@ -473,18 +432,17 @@ def main(args: Args) -> str:
 
     if args.save_model:
         path = os.path.join(run_dir, f"{args.exp_name}.model")
-        model = dict(actor=actor.state_dict(), qf=qf.state_dict(), log_alpha=log_alpha.detach().cpu())
-        torch.save(model | dict(args=asdict(args)), path)
+        torch.save(dict(actor=actor.state_dict(), qf=qf.state_dict(), log_alpha=log_alpha.detach().cpu(),
+                        args=asdict(args)), path)  # fmt: skip
         print(f"model saved to {path}")
-    env.close()
-    eval_env.close()
-    writer.close()
+    for closable in (env, eval_env, writer):
+        closable.close()
     return run_dir
 
 
 # ==============================================================================================================
-# Run control: checkpoints, stop signals, --resume, --evaluate, --track, the progress line. Not the algorithm: a fork
-# may delete this section and the lines of main() marked "# run control".
+# Run control: checkpoints, stop signals, --resume, --evaluate, the progress line. Not the algorithm: a fork may
+# delete this section and the lines of main() marked "# run control".
 # ==============================================================================================================
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL ("try again later"): benchmarks/reproduce.py resumes runs that exit so
 STOP = []  # stop signals received: the loop checkpoints at the end of the episode and exits
@@ -506,18 +464,17 @@ def checkpoint(run_dir: str, state: dict, envs: list, step: int, args, writer) -
     """At an episode's end, every --checkpoint-freq steps, at the last step and when asked to stop: write the training
     state (objects by their state_dict()) and every random stream to run_dir/checkpoint.pt; exit 75 if asked to stop."""
     finished = step == args.total_timesteps
-    if not (STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq)):
-        return
-    state["step"] = step
-    saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
-    saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()]
-    saved["random"] += [(env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
-                        for env in envs]  # fmt: skip
-    writer.flush()  # what was logged up to this step is on disk before the checkpoint
-    torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
-    os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
+    if STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq):
+        state["step"] = step
+        saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
+        saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()] + [
+            (env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
+            for env in envs
+        ]
+        writer.flush()  # what was logged up to this step is on disk before the checkpoint
+        torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
+        os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
     if STOP and not finished:
-        writer.close()
         print(f"interrupted at step {step}; resume with: python {os.path.relpath(__file__)} --resume {run_dir}")
         raise SystemExit(INTERRUPTED_EXIT_CODE)
 
@@ -529,53 +486,33 @@ def load_checkpoint(path: str, state: Optional[dict] = None, envs: list = ()) ->
         saved = torch.load(path, map_location="cpu", weights_only=False)  # ours: random states, hyperparameters
     except Exception as error:
         raise SystemExit(f"{path} cannot be read ({type(error).__name__}); runs write one every --checkpoint-freq.")
-    if state is None:
-        return saved
-    for name, value in state.items():
+    for name, value in (state or {}).items():  # objects by load_state_dict, tensors in place (an optimizer holds them)
         if hasattr(value, "load_state_dict"):
             value.load_state_dict(saved[name])
         elif isinstance(value, torch.Tensor):
-            value.data.copy_(saved[name])  # in place: an optimizer may hold it (log_alpha)
+            value.data.copy_(saved[name])
         else:
             state[name] = saved[name]
-    python, numpy, cpu, *env_states = saved["random"]
-    random.setstate(python)
-    np.random.set_state(numpy)
-    torch.set_rng_state(cpu)
-    for env, (env_state, space_state) in zip(envs, env_states):
-        env.unwrapped.np_random.bit_generator.state = env_state
-        env.action_space.np_random.bit_generator.state = space_state
+    if state is not None:
+        python, numpy, cpu, *env_states = saved["random"]
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(cpu)
+        for env, (env_state, space_state) in zip(envs, env_states):
+            env.unwrapped.np_random.bit_generator.state = env_state
+            env.action_space.np_random.bit_generator.state = space_state
     return saved
 
 
-def resume_args(args):
-    """--resume RUN_DIR continues with the run's saved hyperparameters; other flags given with it are ignored."""
-    try:
-        with open(os.path.join(args.resume, "hyperparameters.json")) as f:
-            saved = {name: tuple(value) if isinstance(value, list) else value for name, value in json.load(f).items()}
-    except OSError:
-        raise SystemExit(f"{args.resume} is not a run directory of this script (no hyperparameters.json).")
-    print(f"resuming {args.resume} with its saved hyperparameters")
-    return type(args)(**{**saved, "resume": args.resume})
-
-
-def start_tracking(args, run_name: str) -> None:
-    """Log to Weights & Biases as CleanRL does; call before creating the SummaryWriter, which it syncs."""
-    import wandb  # imported only with --track
-
-    wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name.replace(".", "-"),
-               resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
-
-
 def progress_line(step: int, total: int, marks: deque, recent_returns) -> str:
-    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, the speed over the last `marks`
-    calls (a deque with a maxlen): the recent speed, not the average since the fast random warm-up."""
+    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, at the speed over the last `marks`
+    (a deque with a maxlen), not the average since the fast random warm-up."""
     marks.append((time.time(), step))
-    steps_per_second = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
-    left = int((total - step) / steps_per_second) if steps_per_second > 0 else 0
-    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s" if steps_per_second > 0 else "n/a"
-    recent = f"{np.mean(recent_returns):.1f}" if len(recent_returns) else "n/a"
-    return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
+    speed = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
+    left = int((total - step) / max(speed, 1e-9))
+    recent = f"{np.mean(recent_returns):.1f}" if recent_returns else "n/a"
+    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s"
+    return f"step {step}/{total} ({step / total:.1%}), {speed:.0f} SPS, ETA {eta}, recent return {recent}"
 
 
 def watch(args: Args) -> str:

@@ -1,9 +1,5 @@
-"""PPO (Schulman et al., 2017), the paper's on-policy baseline (Table 1's PPO column) as the paper ran it (Appendix B):
-SB3 1.6.2's PPO with RL Baselines3 Zoo's tuned MuJoCo settings. Rollouts of a Gaussian policy, GAE(lambda) that
-bootstraps through time limits only, n_epochs of clipped-surrogate minibatch steps, VecNormalize's normalization;
-README, "PPO: ppo_baseline.py", has the details.
-
-    python ppo_baseline.py --env-id Hopper-v3
+"""PPO (Schulman et al., 2017), the paper's on-policy baseline (Table 1) as the paper ran it (Appendix B): SB3 1.6.2's
+PPO with RL Baselines3 Zoo's tuned MuJoCo settings; docs/baselines.md, "PPO: ppo_baseline.py". E.g. --env-id Hopper-v3
 """
 
 import atexit
@@ -25,7 +21,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
@@ -73,8 +68,8 @@ class Args:
 
 
 # Paper Table 9 (PPO) as printed, a row per field, corrected to RL Baselines3 Zoo v1.6.2's ppo.yml where they differ:
-# the paper ran the zoo's values (Appendix B); README, "Table 9 against the zoo", lists each cell. Ant's column (SB3
-# 1.6.2's defaults) serves envs outside the paper. total_timesteps: Table 1's budget (paper §4), not in Table 9.
+# the paper ran the zoo's values (Appendix B); docs/baselines.md, "Table 9 against the zoo", lists each cell. Ant's
+# column (SB3 1.6.2's defaults) serves envs outside the paper. total_timesteps: Table 1's budget (§4), not in Table 9.
 # fmt: off
 TASKS =             ("Swimmer",  "HalfCheetah",  "Hopper",    "Ant",      "Walker2d",   "Humanoid")
 PRESET_TABLE = dict(
@@ -135,57 +130,49 @@ class Agent(nn.Module):
         return action, log_prob, entropy, self.value(obs)
 
 
-class RunningMeanStd:
-    """Running mean and variance of a stream of batches (Chan et al.'s parallel update), as SB3's, in float64."""
-
-    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4):
-        self.mean, self.var, self.count = np.zeros(shape), np.ones(shape), epsilon  # a tiny prior count
-
-    def update(self, batch: np.ndarray) -> None:
-        batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
-        delta, total = batch_mean - self.mean, self.count + batch_count
-        sum_of_squares = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
-        self.mean, self.var, self.count = self.mean + delta * batch_count / total, sum_of_squares / total, total
-
-
 class ObsRewardNormalizer:
     """SB3's VecNormalize: observations (obs - mean) / std over every training observation so far, rewards divided by
-    the std of each env's discounted return (not re-centred), both clipped to +-10; `enabled=False`: both unchanged."""
+    the std of each env's discounted return (not re-centred), both clipped to +-10; `enabled=False`: both unchanged.
+    Running (mean, var, count) from a tiny prior count by Chan et al.'s parallel update, in float64, as SB3's."""
 
     def __init__(self, obs_dim: int, n_envs: int, gamma: float, enabled: bool = True):
         self.enabled, self.gamma, self.clip, self.epsilon = enabled, gamma, 10.0, 1e-8
-        self.obs_rms, self.return_rms = RunningMeanStd((obs_dim,)), RunningMeanStd()
+        self.stats = {"obs": (np.zeros(obs_dim), np.ones(obs_dim), 1e-4), "return": (np.zeros(()), np.ones(()), 1e-4)}
         self.returns = np.zeros(n_envs)  # discounted return of each env's current episode
+
+    def update(self, name: str, batch: np.ndarray) -> None:
+        """Add a batch (n, ...) to the running statistics `name` (SB3's RunningMeanStd.update)."""
+        (mean, var, count), batch_count = self.stats[name], batch.shape[0]
+        delta, total = batch.mean(axis=0) - mean, count + batch_count
+        sum_of_squares = var * count + batch.var(axis=0) * batch_count + delta**2 * count * batch_count / total
+        self.stats[name] = (mean + delta * batch_count / total, sum_of_squares / total, total)
 
     def observation(self, obs: np.ndarray, update: bool) -> np.ndarray:
         """obs (n, obs_dim) -> normalized; `update` adds them to the statistics first (training steps only)."""
-        if not self.enabled:
-            return obs
-        if update:
-            self.obs_rms.update(obs)
-        return np.clip((obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + self.epsilon), -self.clip, self.clip)
+        if self.enabled and update:
+            self.update("obs", obs)
+        mean, var, _ = self.stats["obs"]
+        return np.clip((obs - mean) / np.sqrt(var + self.epsilon), -self.clip, self.clip) if self.enabled else obs
 
     def reward(self, reward: np.ndarray, episode_over: np.ndarray) -> np.ndarray:
         """reward (n_envs,) of one step -> scaled; the returns of finished episodes restart at 0."""
         if not self.enabled:
             return reward
         self.returns = self.returns * self.gamma + reward
-        self.return_rms.update(self.returns)
-        scaled = np.clip(reward / np.sqrt(self.return_rms.var + self.epsilon), -self.clip, self.clip)
+        self.update("return", self.returns)
+        scaled = np.clip(reward / np.sqrt(self.stats["return"][1] + self.epsilon), -self.clip, self.clip)
         self.returns[episode_over] = 0.0
         return scaled
 
     def state_dict(self) -> dict:
         """float64 tensors, so that a saved model loads with torch.load's default weights_only=True."""
-        arrays = {"returns": self.returns}
-        for name, rms in (("obs", self.obs_rms), ("return", self.return_rms)):
-            arrays |= {f"{name}_mean": rms.mean, f"{name}_var": rms.var, f"{name}_count": rms.count}
-        return {key: torch.as_tensor(np.asarray(value)) for key, value in arrays.items()}
+        arrays = {f"{name}_{key}": x for name, s in self.stats.items() for key, x in zip(("mean", "var", "count"), s)}
+        return {key: torch.as_tensor(np.asarray(x)) for key, x in ({"returns": self.returns} | arrays).items()}
 
     def load_state_dict(self, state: dict) -> None:
-        for name, rms in (("obs", self.obs_rms), ("return", self.return_rms)):
-            rms.mean, rms.var = state[f"{name}_mean"].numpy(), state[f"{name}_var"].numpy()
-            rms.count = float(state[f"{name}_count"])
+        for name in self.stats:
+            mean, var, count = (state[f"{name}_{key}"] for key in ("mean", "var", "count"))
+            self.stats[name] = (mean.numpy(), var.numpy(), float(count))
         self.returns = state["returns"].numpy().copy()
 
 
@@ -236,7 +223,7 @@ def train_step(agent: Agent, optimizer: torch.optim.Optimizer, minibatch: Miniba
     if args.normalize_advantage and len(advantages) > 1:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     policy_loss = clipped_surrogate_loss(log_prob, minibatch.log_probs, advantages, args.clip_range)
-    value_loss = F.mse_loss(value, minibatch.returns)  # not clipped: SB3's default (clip_range_vf None)
+    value_loss = nn.functional.mse_loss(value, minibatch.returns)  # not clipped: SB3's default (clip_range_vf None)
     entropy_loss = -entropy.mean()
     loss = policy_loss + args.ent_coef * entropy_loss + args.vf_coef * value_loss
     optimizer.zero_grad(set_to_none=True)
@@ -256,8 +243,7 @@ def evaluate(agent: Agent, normalizer: ObsRewardNormalizer, env: gym.Env, episod
     statistics; raw rewards. Episode i starts from seed + i, the same start states at every evaluation."""
     returns = []
     for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        done, total = False, 0.0
+        (obs, _), done, total = env.reset(seed=seed + episode), False, 0.0
         while not done:
             normalized = normalizer.observation(obs[None], update=False)
             with torch.no_grad():
@@ -300,26 +286,22 @@ def resolve_env_id(env_id: str) -> str:
         print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
-        raise SystemExit(
-            f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
-            "(other registered Box-action envs also run)."
-        )
+        tasks = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS) + " (other registered Box-action envs also run)"
+        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {tasks}.")
     return env_id
 
 
 def resolve_args(args: Args) -> Args:
     """Fill every field left unset from the task's preset, then refuse values that would train silently wrong."""
     args.env_id = resolve_env_id(args.env_id)
-    task = args.env_id.rpartition("-")[0]
-    if task not in PRESETS:
+    if (task := args.env_id.rpartition("-")[0]) not in PRESETS:
         print(f"{args.env_id} is not one of the paper's tasks; unset hyperparameters use SB3's PPO defaults.")
     for field, value in PRESETS.get(task, PRESETS["Ant"]).items():
         setattr(args, field, value if getattr(args, field) is None else getattr(args, field))
-    counts = (args.total_timesteps, args.n_envs, args.n_steps, args.n_epochs, args.eval_freq, args.eval_episodes)
     rollout = args.n_steps * args.n_envs
     for failed, sentence in [
-        (min(counts) < 1, "--total-timesteps, --n-envs, --n-steps, --n-epochs and --eval-* must be positive."),
+        (min(args.total_timesteps, args.n_envs, args.n_steps, args.n_epochs, args.eval_freq, args.eval_episodes) < 1,
+         "--total-timesteps, --n-envs, --n-steps, --n-epochs and --eval-* must be positive."),
         (not 1 < args.batch_size <= rollout, f"--batch-size must lie between 2 and n_steps x n_envs = {rollout}."),
         (min(args.learning_rate, args.clip_range, args.max_grad_norm) <= 0,
          "--learning-rate, --clip-range and --max-grad-norm must be positive."),
@@ -337,40 +319,44 @@ def main(args: Args) -> str:
     """Train PPO; returns the run directory."""
     if args.evaluate:  # run control
         return watch(args)
-    args = resolve_args(resume_args(args) if args.resume else args)  # run control: resume_args
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = args.resume or os.path.join(args.runs_dir, run_name)
+    if args.resume:  # run control: continue with the run's saved hyperparameters; other flags are ignored
+        args = type(args)(**load_checkpoint(args.resume)["args"] | {"resume": args.resume})
+    args = resolve_args(args)
+    run_dir = args.resume or f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     eval_env = make_eval_env(args.env_id, os.path.join(run_dir, "videos") if args.capture_video else None)
     # As SB3's DummyVecEnv: a finished episode resets within its last step (its last observation in info["final_obs"]).
     envs = [lambda: gym.make(args.env_id) for _ in range(args.n_envs)]
     envs = gym.vector.SyncVectorEnv(envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-
+    # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     to_tensor = partial(torch.as_tensor, dtype=torch.float32, device=device)
-
     obs_dim, act_dim = eval_env.observation_space.shape[0], eval_env.action_space.shape[0]
     agent = Agent(obs_dim, act_dim, args.net_arch, args.activation, args.log_std_init, args.ortho_init).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)  # eps as SB3's PPO
     normalizer = ObsRewardNormalizer(obs_dim, args.n_envs, args.gamma, enabled=args.normalize)
     buffer = RolloutBuffer(args.n_steps, args.n_envs, obs_dim, act_dim, device)
-    rollout_size = args.n_steps * args.n_envs
-    n_iterations = args.total_timesteps // rollout_size
+    rollout_size, n_iterations = args.n_steps * args.n_envs, args.total_timesteps // (args.n_steps * args.n_envs)
     raw_obs, _ = envs.reset(seed=args.seed)  # env i starts from seed + i
     # The training state, saved at a rollout's end (mid-episode, so with each simulator's state) and restored whole.
     state = dict(agent=agent, optimizer=optimizer, normalizer=normalizer, args=asdict(args), step=0,
                  obs=to_tensor(normalizer.observation(raw_obs, update=True)), recent_returns=deque(maxlen=10),
                  episode_returns=np.zeros(args.n_envs), episode_lengths=np.zeros(args.n_envs, dtype=int),
-                 simulators=Simulators(envs.envs))  # run control  # fmt: skip
-    if args.resume:  # run control
-        load_checkpoint(args.resume, state, envs.envs)
+                 simulators=Simulators(envs.envs))  # fmt: skip
+    if args.resume and load_checkpoint(args.resume, state, envs.envs)["step"] >= args.total_timesteps:  # run control
+        print(f"{args.resume} already finished at step {state['step']}; nothing to do.")
+        return args.resume
     obs, global_step, recent_returns = state["obs"].to(device), state["step"], state["recent_returns"]
     episode_returns, episode_lengths = state["episode_returns"], state["episode_lengths"]
 
-    if args.track:  # run control
-        start_tracking(args, os.path.basename(run_dir))
+    if args.track:  # run control: Weights & Biases as in CleanRL, before the SummaryWriter whose scalars it syncs
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=os.path.basename(run_dir),
+                   id=os.path.basename(run_dir).replace(".", "-"), resume="allow", config=vars(args),
+                   sync_tensorboard=True, save_code=True)  # fmt: skip
     writer = SummaryWriter(run_dir, purge_step=global_step + 1 if args.resume else None)  # resumed: no step twice
     if not args.resume:
         table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
@@ -379,8 +365,8 @@ def main(args: Args) -> str:
             json.dump(asdict(args), f, indent=2)
     print("hyperparameters: " + ", ".join(f"{key}={value}" for key, value in asdict(args).items()))
     catch_stop_signals()  # run control
-    start_step, start_time, last_print = global_step + 1, time.time(), 0.0
-    marks = deque(maxlen=12)  # run control: the progress line's recent speed
+    start_step, start_time = global_step + 1, time.time()
+    marks = deque([(start_time, global_step)], maxlen=12)  # run control: the progress line's recent speed
 
     for iteration in range(global_step // rollout_size + 1, n_iterations + 1):
         # ALGO LOGIC: a rollout of n_steps per env with the current policy
@@ -389,8 +375,7 @@ def main(args: Args) -> str:
                 action, log_prob, _, value = agent(obs)
             env_action = np.clip(action.cpu().numpy(), envs.single_action_space.low, envs.single_action_space.high)
             raw_obs, raw_reward, terminated, truncated, info = envs.step(env_action)
-            global_step += args.n_envs
-            episode_over = terminated | truncated
+            global_step, episode_over = global_step + args.n_envs, terminated | truncated
             episode_returns += raw_reward
             episode_lengths += 1
             for i in np.flatnonzero(episode_over):
@@ -414,14 +399,11 @@ def main(args: Args) -> str:
             buffer.compute_returns(agent.value(obs), args.gamma, args.gae_lambda)
 
         # ALGO LOGIC: n_epochs passes over the rollout, in minibatches of a fresh random permutation each pass
-        totals, n_minibatches = {}, 0
+        stats = []
         for epoch in range(args.n_epochs):
-            for indices in torch.randperm(rollout_size, device=device).split(args.batch_size):
-                stats = train_step(agent=agent, optimizer=optimizer, minibatch=buffer.minibatch(indices), args=args)
-                totals = {tag: totals.get(tag, 0) + value for tag, value in stats.items()}
-                n_minibatches += 1
-
-        means = {tag: (total / n_minibatches).item() for tag, total in totals.items()}  # over the update's minibatches
+            for idx in torch.randperm(rollout_size, device=device).split(args.batch_size):
+                stats.append(train_step(agent=agent, optimizer=optimizer, minibatch=buffer.minibatch(idx), args=args))
+        means = {tag: (sum(s[tag] for s in stats) / len(stats)).item() for tag in stats[0]}  # over the minibatches
         if bad := [tag for tag, mean in means.items() if not math.isfinite(mean)]:
             writer.close()
             raise SystemExit(f"{bad[0]} is {means[bad[0]]} at step {global_step}; stopping (logs kept in {run_dir}).")
@@ -431,8 +413,7 @@ def main(args: Args) -> str:
         writer.add_scalar("losses/explained_variance", explained_variance.item(), global_step)
         writer.add_scalar("charts/action_std", agent.log_std.exp().mean().item(), global_step)
         writer.add_scalar("charts/SPS", (global_step - start_step + 1) / (time.time() - start_time), global_step)
-        if time.time() - last_print > 5 or iteration == n_iterations:  # run control: the progress line
-            last_print = time.time()
+        if time.time() - marks[-1][0] > 5 or iteration == n_iterations:  # run control: the progress line
             print(progress_line(global_step, n_iterations * rollout_size, marks, recent_returns))
         if global_step // args.eval_freq > (global_step - rollout_size) // args.eval_freq or iteration == n_iterations:
             eval_env.set_wrapper_attr("name_prefix", f"step{global_step}")  # videos/step<N>-episode-<k>.mp4
@@ -454,8 +435,8 @@ def main(args: Args) -> str:
 
 
 # ==============================================================================================================
-# Run control: checkpoints, stop signals, --resume, --evaluate, --track, the progress line. Not the algorithm: a fork
-# may delete this section and the lines of main() marked "# run control".
+# Run control: checkpoints, stop signals, --resume, --evaluate, the progress line. Not the algorithm: a fork may
+# delete this section and the lines of main() marked "# run control".
 # ==============================================================================================================
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL ("try again later"): benchmarks/reproduce.py resumes runs that exit so
 STOP = []  # stop signals received: the loop checkpoints at the end of the episode and exits
@@ -477,18 +458,17 @@ def checkpoint(run_dir: str, state: dict, envs: list, step: int, args, writer) -
     """At an episode's end, every --checkpoint-freq steps, at the last step and when asked to stop: write the training
     state (objects by their state_dict()) and every random stream to run_dir/checkpoint.pt; exit 75 if asked to stop."""
     finished = step == args.total_timesteps
-    if not (STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq)):
-        return
-    state["step"] = step
-    saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
-    saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()]
-    saved["random"] += [(env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
-                        for env in envs]  # fmt: skip
-    writer.flush()  # what was logged up to this step is on disk before the checkpoint
-    torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
-    os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
+    if STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq):
+        state["step"] = step
+        saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
+        saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()] + [
+            (env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
+            for env in envs
+        ]
+        writer.flush()  # what was logged up to this step is on disk before the checkpoint
+        torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
+        os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
     if STOP and not finished:
-        writer.close()
         print(f"interrupted at step {step}; resume with: python {os.path.relpath(__file__)} --resume {run_dir}")
         raise SystemExit(INTERRUPTED_EXIT_CODE)
 
@@ -500,62 +480,41 @@ def load_checkpoint(path: str, state: Optional[dict] = None, envs: list = ()) ->
         saved = torch.load(path, map_location="cpu", weights_only=False)  # ours: random states, hyperparameters
     except Exception as error:
         raise SystemExit(f"{path} cannot be read ({type(error).__name__}); runs write one every --checkpoint-freq.")
-    if state is None:
-        return saved
-    for name, value in state.items():
+    for name, value in (state or {}).items():  # objects by load_state_dict, tensors in place (an optimizer holds them)
         if hasattr(value, "load_state_dict"):
             value.load_state_dict(saved[name])
         elif isinstance(value, torch.Tensor):
-            value.data.copy_(saved[name])  # in place: an optimizer may hold it (log_alpha)
+            value.data.copy_(saved[name])
         else:
             state[name] = saved[name]
-    python, numpy, cpu, *env_states = saved["random"]
-    random.setstate(python)
-    np.random.set_state(numpy)
-    torch.set_rng_state(cpu)
-    for env, (env_state, space_state) in zip(envs, env_states):
-        env.unwrapped.np_random.bit_generator.state = env_state
-        env.action_space.np_random.bit_generator.state = space_state
+    if state is not None:
+        python, numpy, cpu, *env_states = saved["random"]
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(cpu)
+        for env, (env_state, space_state) in zip(envs, env_states):
+            env.unwrapped.np_random.bit_generator.state = env_state
+            env.action_space.np_random.bit_generator.state = space_state
     return saved
 
 
-def resume_args(args):
-    """--resume RUN_DIR continues with the run's saved hyperparameters; other flags given with it are ignored."""
-    try:
-        with open(os.path.join(args.resume, "hyperparameters.json")) as f:
-            saved = {name: tuple(value) if isinstance(value, list) else value for name, value in json.load(f).items()}
-    except OSError:
-        raise SystemExit(f"{args.resume} is not a run directory of this script (no hyperparameters.json).")
-    print(f"resuming {args.resume} with its saved hyperparameters")
-    return type(args)(**{**saved, "resume": args.resume})
-
-
-def start_tracking(args, run_name: str) -> None:
-    """Log to Weights & Biases as CleanRL does; call before creating the SummaryWriter, which it syncs."""
-    import wandb  # imported only with --track
-
-    wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name.replace(".", "-"),
-               resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
-
-
 def progress_line(step: int, total: int, marks: deque, recent_returns) -> str:
-    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, the speed over the last `marks`
-    calls (a deque with a maxlen): the recent speed, not the average since the fast random warm-up."""
+    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, at the speed over the last `marks`
+    (a deque with a maxlen), not the average since the fast random warm-up."""
     marks.append((time.time(), step))
-    steps_per_second = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
-    left = int((total - step) / steps_per_second) if steps_per_second > 0 else 0
-    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s" if steps_per_second > 0 else "n/a"
-    recent = f"{np.mean(recent_returns):.1f}" if len(recent_returns) else "n/a"
-    return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
+    speed = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
+    left = int((total - step) / max(speed, 1e-9))
+    recent = f"{np.mean(recent_returns):.1f}" if recent_returns else "n/a"
+    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s"
+    return f"step {step}/{total} ({step / total:.1%}), {speed:.0f} SPS, ETA {eta}, recent return {recent}"
 
 
 class Simulators:
     """Each MuJoCo env's whole integration state and time-limit step count, as a state_dict: PPO checkpoints at a
     rollout's end, mid-episode. (An env of another simulator restarts its episode on resume: not bit for bit.)"""
 
-    def __init__(self, envs: list):
-        self.envs = [env for env in envs if hasattr(env.unwrapped, "data")]
-        self.mujoco = __import__("mujoco")  # not at the top: --capture-video sets MUJOCO_GL first
+    def __init__(self, envs: list):  # mujoco not imported at the top: --capture-video sets MUJOCO_GL first
+        self.envs, self.mujoco = [env for env in envs if hasattr(env.unwrapped, "data")], __import__("mujoco")
         self.kind = self.mujoco.mjtState.mjSTATE_INTEGRATION  # positions, velocities, warm start, ...
 
     def state_dict(self) -> list:

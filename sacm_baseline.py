@@ -1,12 +1,8 @@
-"""SACM: Soft Actor-Critic with a Gaussian-mixture actor (Baram et al., 2021); K = 1 is plain SAC.
-
-The SAC and SACM columns of Table 1 of Gamid (Dey & Sharon, TMLR): a tanh-squashed mixture of K Gaussians trained
-by marginalized reparameterization on the exact mixture log-density, with SAC's twin critics and automatic entropy
-tuning (Haarnoja et al., 2018, as in Stable-Baselines3, which ran the paper's baselines).
+"""SACM: Soft Actor-Critic with a Gaussian-mixture actor (Baram et al., 2021), the SAC and SACM columns of Table 1 of
+Gamid (Dey & Sharon, TMLR); K = 1 is plain SAC (Haarnoja et al., 2018, as in Stable-Baselines3, which ran them).
 
     python sacm_baseline.py --env-id Walker2d-v3                    # SACM, K = 3 (Table 7)
     python sacm_baseline.py --env-id Walker2d-v3 --n-components 1   # SAC (Table 6)
-    python sacm_baseline.py --evaluate runs/<run>/sacm_baseline.model
 """
 
 import atexit
@@ -105,8 +101,6 @@ def resolve_args(args: Args) -> Args:
         (args.gradient_steps == 0 or args.gradient_steps < -1, "--gradient-steps must be positive, or -1."),
         (not 0 < args.tau <= 1, f"--tau must lie in (0, 1], got {args.tau}."),
         (args.ent_coef <= 0, f"--ent-coef must be positive, got {args.ent_coef}."),
-        (min(args.batch_size, args.eval_freq, args.eval_episodes, args.log_freq) < 1, "--batch-size, --eval-freq, "
-         "--eval-episodes and --log-freq must be positive."),
     ]:  # fmt: skip
         if failed:
             raise SystemExit(sentence)
@@ -120,21 +114,16 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         layers = list(zip((in_dim, *hidden), (*hidden, out_dim)))  # (fan_in, fan_out) of each layer
         # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
-        weights = [
-            torch.empty(n, fan_in, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers
-        ]
-        biases = [torch.empty(n, 1, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers]
-        self.weights = nn.ParameterList(weights)
-        self.biases = nn.ParameterList(biases)
+        self.weights = nn.ParameterList([torch.empty(n, i, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
+        self.biases = nn.ParameterList([torch.empty(n, 1, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
         members = members or len(self.weights[0])
+        *hidden_layers, (weight, bias) = zip(self.weights, self.biases)
         x = x.expand(members, -1, -1)
-        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
-            if layer < len(self.weights) - 1:
-                x = F.relu_(x)  # in place: baddbmm does not need its output for backward
-        return x
+        for w, b in hidden_layers:  # bias + x @ weight, member by member; ReLU in place (baddbmm keeps no output)
+            x = F.relu_(torch.baddbmm(b[:members], x, w[:members]))
+        return torch.baddbmm(bias[:members], x, weight[:members])
 
 
 class MixtureActor(nn.Module):
@@ -153,11 +142,8 @@ class MixtureActor(nn.Module):
         out = self.head(self.trunk(obs)).view(obs.shape[0], self.k, -1).transpose(0, 1)
         mean = out[..., : self.act_dim]
         log_std = out[..., self.act_dim : 2 * self.act_dim].clamp(LOG_STD_MIN, LOG_STD_MAX)
-        if self.learn_weights:
-            log_weights = out[..., -1].log_softmax(0)
-        else:
-            log_weights = mean.new_full(mean.shape[:2], -math.log(self.k))
-        return mean, log_std, log_weights
+        uniform = mean.new_full(mean.shape[:2], -math.log(self.k))  # Baram et al.'s fixed weights
+        return mean, log_std, out[..., -1].log_softmax(0) if self.learn_weights else uniform
 
 
 class TwinQ(nn.Module):
@@ -169,15 +155,12 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
         """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
-        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
-        x = torch.cat([obs, actions], dim=-1)
+        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)  # the same state for each Gaussian
         q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
         return q.view(members, *actions.shape[:-1])
 
 
-def mixture_log_prob(
-    u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch.Tensor
-) -> torch.Tensor:
+def mixture_log_prob(u, mean, log_std, log_weights) -> torch.Tensor:
     """Exact log pi(tanh(u)|s) of the squashed mixture: u (..., B, act), mean, log_std (K, B, act), log_weights (K, B).
     logsumexp_j(log w_j + log N(u; mu_j, sigma_j)) - sum_d log(1 - tanh(u_d)^2), overflow-free -> (..., B)."""
     z = (u.unsqueeze(-3) - mean) / log_std.exp()  # (..., K, B, act)
@@ -205,9 +188,7 @@ def greedy_mixture_action(actor: MixtureActor, qf: TwinQ, obs: torch.Tensor) -> 
 @torch.no_grad()
 def policy_action(actor: MixtureActor, obs: np.ndarray, device: torch.device) -> np.ndarray:
     """One exploring action in the [-1, 1] scale for one network input: a sample of the squashed mixture."""
-    obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]  # a batch of one
-    mean, log_std, log_weights = actor(obs_tensor)
-    u = sample_mixture(mean, log_std, log_weights)
+    u = sample_mixture(*actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]))  # a batch of one
     return torch.tanh(u)[0].cpu().numpy()
 
 
@@ -226,14 +207,7 @@ def actor_loss(actor: MixtureActor, qf: TwinQ, obs: torch.Tensor, alpha: torch.T
     return loss, entropy, weights.detach(), log_std.detach().exp()
 
 
-class Batch(NamedTuple):
-    """A minibatch of transitions; actions in the [-1, 1] scale."""
-
-    obs: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_obs: torch.Tensor
-    terminated: torch.Tensor
+Batch = NamedTuple("Batch", [(name, torch.Tensor) for name in ("obs", "actions", "rewards", "next_obs", "terminated")])
 
 
 class ReplayBuffer:
@@ -241,24 +215,19 @@ class ReplayBuffer:
 
     def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
         self.size, self.pos, self.full, self.device = size, 0, False, device  # pos: where the next transition goes
-        self.obs = torch.zeros(size, obs_dim, device=device)
-        self.actions = torch.zeros(size, act_dim, device=device)
-        self.rewards = torch.zeros(size, device=device)
-        self.next_obs = torch.zeros(size, obs_dim, device=device)
-        self.terminated = torch.zeros(size, device=device)
+        for name, shape in zip(Batch._fields, ((obs_dim,), (act_dim,), (), (obs_dim,), ())):
+            setattr(self, name, torch.zeros(size, *shape, device=device))
 
     def add(self, obs, action, reward, next_obs, terminated):
         for name, value in zip(Batch._fields, (obs, action, reward, next_obs, terminated)):
             getattr(self, name)[self.pos] = torch.as_tensor(value, dtype=torch.float32)
-        self.pos = (self.pos + 1) % self.size
-        self.full = self.full or self.pos == 0
+        self.pos, self.full = (self.pos + 1) % self.size, self.full or self.pos + 1 == self.size
 
     def sample(self, batch_size: int) -> Batch:
         idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
         return Batch(*(getattr(self, name)[idx] for name in Batch._fields))
 
-    def state_dict(self) -> dict:
-        """The write position and the filled part, copied out (torch.save writes a slice's whole storage)."""
+    def state_dict(self) -> dict:  # pos and the filled part, copied out (torch.save writes a slice's whole storage)
         stored = {name: getattr(self, name) for name in Batch._fields}
         filled = stored if self.full else {name: data[: self.pos].clone() for name, data in stored.items()}
         return {"pos": self.pos, "full": self.full, **filled}
@@ -270,9 +239,7 @@ class ReplayBuffer:
 
 
 @torch.no_grad()
-def soft_td_target(
-    actor: MixtureActor, qf_target: TwinQ, batch: Batch, alpha: torch.Tensor, gamma: float
-) -> torch.Tensor:
+def soft_td_target(actor: MixtureActor, qf_target: TwinQ, batch: Batch, alpha: torch.Tensor, gamma: float):
     """Soft target, a' ~ pi(.|s'): y = r + gamma (1 - d) (min_k Q_targ,k(s', a') - alpha log pi(a'|s'))."""
     mean, log_std, log_weights = actor(batch.next_obs)
     u = sample_mixture(mean, log_std, log_weights)
@@ -281,12 +248,9 @@ def soft_td_target(
     return batch.rewards + gamma * (1 - batch.terminated) * next_v
 
 
-def train_step(
-    actor, qf, qf_target, log_alpha, actor_optimizer, q_optimizer, alpha_optimizer, batch: Batch, args: Args
-) -> dict:
-    """One SAC(M) gradient step: critics, actor, entropy coefficient (alpha_optimizer None: fixed), Polyak averaging.
-
-    Returns detached diagnostics (no host sync). benchmarks/sps.py times it and the buffer's `sample` by name."""
+def train_step(actor, qf, qf_target, log_alpha, actor_optimizer, q_optimizer, alpha_optimizer, batch: Batch, args):
+    """One SAC(M) gradient step: critics, actor, entropy coefficient (alpha_optimizer None: fixed), Polyak averaging;
+    returns detached diagnostics (no host sync). benchmarks/sps.py times it and the buffer's `sample` by name."""
     alpha = log_alpha.detach().exp()  # the value before this step's alpha update, in every loss (as SB3)
     q = qf(batch.obs, batch.actions)  # (2, B)
     y = soft_td_target(actor, qf_target, batch, alpha, args.gamma)
@@ -299,25 +263,17 @@ def train_step(
     actor_optimizer.zero_grad(set_to_none=True)
     loss.backward()
     actor_optimizer.step()
-    stats = {
-        "losses/qf_loss": qf_loss.detach(),
-        "losses/qf1_values": q[0].detach().mean(),
-        "losses/qf2_values": q[1].detach().mean(),
-        "losses/actor_loss": loss.detach(),
-        "losses/alpha": alpha,
-        "charts/entropy": entropy,
-    }
+    stats = {"losses/qf_loss": qf_loss.detach(), "losses/qf1_values": q[0].detach().mean(),
+             "losses/qf2_values": q[1].detach().mean(), "losses/actor_loss": loss.detach(), "losses/alpha": alpha,
+             "charts/entropy": entropy}  # fmt: skip
     stats |= {f"charts/component_{i}/weight": w for i, w in enumerate(weights.mean(1).unbind())}
     stats |= {f"charts/component_{i}/std": s for i, s in enumerate(stds.mean((1, 2)).unbind())}
-
-    if alpha_optimizer is not None:
-        # SAC's temperature loss with the mixture entropy estimate: alpha falls while H > -|A|.
+    if alpha_optimizer is not None:  # SAC's temperature loss on the mixture entropy: alpha falls while H > -|A|
         alpha_loss = log_alpha * (entropy + batch.actions.shape[1])
         alpha_optimizer.zero_grad(set_to_none=True)
         alpha_loss.backward()
         alpha_optimizer.step()
         stats["losses/alpha_loss"] = alpha_loss.detach()
-
     polyak_update(qf_target, qf, args.tau)  # SAC has no target actor
     return stats
 
@@ -336,11 +292,8 @@ def resolve_env_id(env_id: str) -> str:
         print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
-        raise SystemExit(
-            f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
-            "(other registered Box-action envs also run)."
-        )
+        tasks = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS) + " (other registered Box-action envs also run)"
+        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {tasks}.")
     return env_id
 
 
@@ -363,21 +316,18 @@ def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env
     for name, kind in (("action", type(env.action_space)), ("observation", type(env.observation_space))):
         if not issubclass(kind, gym.spaces.Box):
             raise SystemExit(f"{env_id} has a {kind.__name__} {name} space; this script needs a continuous (Box) one.")
+    env.action_space.seed(seed)
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
         atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
-    env = gym.wrappers.RecordEpisodeStatistics(env)
-    env.action_space.seed(seed)
-    return env
+    return gym.wrappers.RecordEpisodeStatistics(env)
 
 
-def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """[-1, 1] -> the env's [low, high]."""
+def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # [-1, 1] -> the env's [low, high]
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
-def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """The env's [low, high] -> [-1, 1]."""
+def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # the env's [low, high] -> [-1, 1]
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
@@ -399,9 +349,10 @@ def main(args: Args) -> str:
     """Train SACM (SAC for K = 1); returns the run directory."""
     if args.evaluate:  # run control
         return watch(args)
-    args = resolve_args(resume_args(args) if args.resume else args)  # run control: resume_args
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = args.resume or os.path.join(args.runs_dir, run_name)
+    if args.resume:  # run control: continue with the run's saved hyperparameters; other flags are ignored
+        args = type(args)(**load_checkpoint(args.resume)["args"] | {"resume": args.resume})
+    args = resolve_args(args)
+    run_dir = args.resume or f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
     env = make_env(args.env_id, args.seed)  # after the eval env, whose renderer is chosen before MuJoCo's import
 
@@ -421,30 +372,31 @@ def main(args: Args) -> str:
                    actor_optimizer=torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True),
                    q_optimizer=torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True))  # fmt: skip
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
-    # The training state, saved and restored whole by the run control (step: the last checkpoint's). A fork that adds
-    # a network or an optimizer adds it to `learner` (train_step's arguments) or here.
+    # The training state, saved and restored whole by the run control; a fork adds its networks to `learner` or here.
     state = dict(learner, rb=rb, stats={}, recent_returns=deque(maxlen=10), step=0, args=asdict(args))
 
     if args.resume and load_checkpoint(args.resume, state, [env])["step"] >= args.total_timesteps:  # run control
         print(f"{args.resume} already finished at step {state['step']}; nothing to do.")
-        return run_dir
-    catch_stop_signals()  # run control
-    if args.track:  # run control
-        start_tracking(args, os.path.basename(run_dir))
+        return args.resume
+    if args.track:  # run control: Weights & Biases as in CleanRL, before the SummaryWriter whose scalars it syncs
+        import wandb
+
+        name = os.path.basename(run_dir)
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=name, id=name.replace(".", "-"),
+                   resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
     writer = SummaryWriter(run_dir, purge_step=state["step"] + 1 if args.resume else None)
     if not args.resume:
         table = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
         writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
         with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
-            json.dump(asdict(args), f, indent=2)
-    print("hyperparameters: " + ", ".join(f"{key}={value}" for key, value in asdict(args).items()))
+            json.dump(asdict(args), f, indent=2)  # benchmarks/ read it
 
-    stats, recent_returns, start = state["stats"], state["recent_returns"], state["step"]
-    start_time, marks = time.time(), deque([(time.time(), start)], maxlen=12)
+    stats, recent_returns, start, start_time = state["stats"], state["recent_returns"], state["step"], time.time()
+    catch_stop_signals()  # run control
+    marks = deque([(start_time, start)], maxlen=12)  # run control: the progress line's recent speed
     obs, _ = env.reset(seed=None if args.resume else args.seed)  # resumed: from the restored env generator
     for global_step in range(start + 1, args.total_timesteps + 1):
-        # Act: before learning_starts uniformly at random, then a sample of the squashed mixture.
-        if global_step <= args.learning_starts:
+        if global_step <= args.learning_starts:  # uniformly at random, then a sample of the squashed mixture
             action = from_env_action(env.action_space.sample(), env.action_space)
         else:
             action = policy_action(actor, obs, device)
@@ -459,7 +411,7 @@ def main(args: Args) -> str:
         # ALGO LOGIC: train after every env step or, as SB3's train_freq=(1, "episode"), at each episode's end;
         # gradient_steps -1 is one gradient step per env step collected since the last round.
         if global_step > args.learning_starts and (args.train_freq == "step" or episode_over):
-            collected = 1 if args.train_freq == "step" else info["episode"]["l"]  # env steps since the last round
+            collected = 1 if args.train_freq == "step" else info["episode"]["l"]
             for _ in range(args.gradient_steps if args.gradient_steps > 0 else collected):
                 stats |= train_step(**learner, batch=rb.sample(args.batch_size), args=args)
 
@@ -486,9 +438,8 @@ def main(args: Args) -> str:
             obs, _ = env.reset()  # after the checkpoint: a resumed run's reset draws the same start
 
     if args.save_model:
-        path = os.path.join(run_dir, f"{args.exp_name}.model")
         model = {"actor": actor.state_dict(), "qf": qf.state_dict(), "log_alpha": log_alpha.detach().cpu()}
-        torch.save(model | {"args": asdict(args)}, path)
+        torch.save(model | {"args": asdict(args)}, path := os.path.join(run_dir, f"{args.exp_name}.model"))
         print(f"model saved to {path}")
     env.close()
     eval_env.close()
@@ -497,8 +448,8 @@ def main(args: Args) -> str:
 
 
 # ==============================================================================================================
-# Run control: checkpoints, stop signals, --resume, --evaluate, --track, the progress line. Not the algorithm: a fork
-# may delete this section and the lines of main() marked "# run control".
+# Run control: checkpoints, stop signals, --resume, --evaluate, the progress line. Not the algorithm: a fork may
+# delete this section and the lines of main() marked "# run control".
 # ==============================================================================================================
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL ("try again later"): benchmarks/reproduce.py resumes runs that exit so
 STOP = []  # stop signals received: the loop checkpoints at the end of the episode and exits
@@ -520,18 +471,17 @@ def checkpoint(run_dir: str, state: dict, envs: list, step: int, args, writer) -
     """At an episode's end, every --checkpoint-freq steps, at the last step and when asked to stop: write the training
     state (objects by their state_dict()) and every random stream to run_dir/checkpoint.pt; exit 75 if asked to stop."""
     finished = step == args.total_timesteps
-    if not (STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq)):
-        return
-    state["step"] = step
-    saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
-    saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()]
-    saved["random"] += [(env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
-                        for env in envs]  # fmt: skip
-    writer.flush()  # what was logged up to this step is on disk before the checkpoint
-    torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
-    os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
+    if STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq):
+        state["step"] = step
+        saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
+        saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()] + [
+            (env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
+            for env in envs
+        ]
+        writer.flush()  # what was logged up to this step is on disk before the checkpoint
+        torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
+        os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
     if STOP and not finished:
-        writer.close()
         print(f"interrupted at step {step}; resume with: python {os.path.relpath(__file__)} --resume {run_dir}")
         raise SystemExit(INTERRUPTED_EXIT_CODE)
 
@@ -543,53 +493,33 @@ def load_checkpoint(path: str, state: Optional[dict] = None, envs: list = ()) ->
         saved = torch.load(path, map_location="cpu", weights_only=False)  # ours: random states, hyperparameters
     except Exception as error:
         raise SystemExit(f"{path} cannot be read ({type(error).__name__}); runs write one every --checkpoint-freq.")
-    if state is None:
-        return saved
-    for name, value in state.items():
+    for name, value in (state or {}).items():  # objects by load_state_dict, tensors in place (an optimizer holds them)
         if hasattr(value, "load_state_dict"):
             value.load_state_dict(saved[name])
         elif isinstance(value, torch.Tensor):
-            value.data.copy_(saved[name])  # in place: an optimizer may hold it (log_alpha)
+            value.data.copy_(saved[name])
         else:
             state[name] = saved[name]
-    python, numpy, cpu, *env_states = saved["random"]
-    random.setstate(python)
-    np.random.set_state(numpy)
-    torch.set_rng_state(cpu)
-    for env, (env_state, space_state) in zip(envs, env_states):
-        env.unwrapped.np_random.bit_generator.state = env_state
-        env.action_space.np_random.bit_generator.state = space_state
+    if state is not None:
+        python, numpy, cpu, *env_states = saved["random"]
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(cpu)
+        for env, (env_state, space_state) in zip(envs, env_states):
+            env.unwrapped.np_random.bit_generator.state = env_state
+            env.action_space.np_random.bit_generator.state = space_state
     return saved
 
 
-def resume_args(args):
-    """--resume RUN_DIR continues with the run's saved hyperparameters; other flags given with it are ignored."""
-    try:
-        with open(os.path.join(args.resume, "hyperparameters.json")) as f:
-            saved = {name: tuple(value) if isinstance(value, list) else value for name, value in json.load(f).items()}
-    except OSError:
-        raise SystemExit(f"{args.resume} is not a run directory of this script (no hyperparameters.json).")
-    print(f"resuming {args.resume} with its saved hyperparameters")
-    return type(args)(**{**saved, "resume": args.resume})
-
-
-def start_tracking(args, run_name: str) -> None:
-    """Log to Weights & Biases as CleanRL does; call before creating the SummaryWriter, which it syncs."""
-    import wandb  # imported only with --track
-
-    wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name.replace(".", "-"),
-               resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
-
-
 def progress_line(step: int, total: int, marks: deque, recent_returns) -> str:
-    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, the speed over the last `marks`
-    calls (a deque with a maxlen): the recent speed, not the average since the fast random warm-up."""
+    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, at the speed over the last `marks`
+    (a deque with a maxlen), not the average since the fast random warm-up."""
     marks.append((time.time(), step))
-    steps_per_second = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
-    left = int((total - step) / steps_per_second) if steps_per_second > 0 else 0
-    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s" if steps_per_second > 0 else "n/a"
-    recent = f"{np.mean(recent_returns):.1f}" if len(recent_returns) else "n/a"
-    return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
+    speed = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
+    left = int((total - step) / max(speed, 1e-9))
+    recent = f"{np.mean(recent_returns):.1f}" if recent_returns else "n/a"
+    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s"
+    return f"step {step}/{total} ({step / total:.1%}), {speed:.0f} SPS, ETA {eta}, recent return {recent}"
 
 
 def watch(args: Args) -> str:

@@ -1,10 +1,8 @@
 """SAC and SACM + HER on the sparse-reward Fetch tasks: the Fetch rows of Table 1 of Gamid (Dey & Sharon, TMLR).
 
-SAC whose actor is a tanh-squashed mixture of K Gaussians (SACM, Baram et al., 2021; K = 1 is SAC), with twin critics
-and automatic entropy tuning. Actor and critics see observation + desired_goal; the buffer stores whole episodes and
-relabels goals when sampling (HER `future`, Andrychowicz et al., 2017). Fetch episodes end by their 50-step time limit
-only: every transition bootstraps. Hyperparameters: Table 8 (PRESETS). Usage: README, "SAC and SACM with HER on Fetch".
-"""
+SAC whose actor is a tanh-squashed mixture of K Gaussians (SACM, Baram et al., 2021; K = 1 is SAC). Actor and critics
+see observation + desired_goal; the buffer relabels goals when sampling (HER `future`, Andrychowicz et al., 2017).
+Hyperparameters: Table 8 (PRESETS). Usage: README, "SAC and SACM with HER on Fetch"."""
 
 import atexit
 import json
@@ -88,21 +86,16 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         layers = list(zip((in_dim, *hidden), (*hidden, out_dim)))  # (fan_in, fan_out) of each layer
         # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
-        weights = [
-            torch.empty(n, fan_in, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers
-        ]
-        biases = [torch.empty(n, 1, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers]
-        self.weights = nn.ParameterList(weights)
-        self.biases = nn.ParameterList(biases)
+        self.weights = nn.ParameterList([torch.empty(n, i, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
+        self.biases = nn.ParameterList([torch.empty(n, 1, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
         members = members or len(self.weights[0])
+        *hidden_layers, (weight, bias) = zip(self.weights, self.biases)
         x = x.expand(members, -1, -1)
-        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
-            if layer < len(self.weights) - 1:
-                x = F.relu_(x)  # in place: baddbmm does not need its output for backward
-        return x
+        for w, b in hidden_layers:  # bias + x @ weight, member by member; ReLU in place (baddbmm keeps no output)
+            x = F.relu_(torch.baddbmm(b[:members], x, w[:members]))
+        return torch.baddbmm(bias[:members], x, weight[:members])
 
 
 class MixtureActor(nn.Module):
@@ -121,11 +114,8 @@ class MixtureActor(nn.Module):
         out = self.head(self.trunk(obs)).view(obs.shape[0], self.k, -1).transpose(0, 1)
         mean = out[..., : self.act_dim]
         log_std = out[..., self.act_dim : 2 * self.act_dim].clamp(LOG_STD_MIN, LOG_STD_MAX)
-        if self.learn_weights:
-            log_weights = out[..., -1].log_softmax(0)
-        else:
-            log_weights = mean.new_full(mean.shape[:2], -math.log(self.k))
-        return mean, log_std, log_weights
+        uniform = mean.new_full(mean.shape[:2], -math.log(self.k))  # Baram et al.'s fixed weights
+        return mean, log_std, out[..., -1].log_softmax(0) if self.learn_weights else uniform
 
 
 class TwinQ(nn.Module):
@@ -137,15 +127,12 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
         """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
-        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
-        x = torch.cat([obs, actions], dim=-1)
+        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)  # the same state for each Gaussian
         q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
         return q.view(members, *actions.shape[:-1])
 
 
-def mixture_log_prob(
-    u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, log_weights: torch.Tensor
-) -> torch.Tensor:
+def mixture_log_prob(u, mean, log_std, log_weights) -> torch.Tensor:
     """Exact log pi(tanh(u)|s) of the squashed mixture: u (..., B, act), mean, log_std (K, B, act), log_weights (K, B).
     logsumexp_j(log w_j + log N(u; mu_j, sigma_j)) - sum_d log(1 - tanh(u_d)^2), overflow-free -> (..., B)."""
     z = (u.unsqueeze(-3) - mean) / log_std.exp()  # (..., K, B, act)
@@ -173,9 +160,7 @@ def greedy_mixture_action(actor: MixtureActor, qf: TwinQ, obs: torch.Tensor) -> 
 @torch.no_grad()
 def policy_action(actor: MixtureActor, obs: np.ndarray, device: torch.device) -> np.ndarray:
     """One exploring action in the [-1, 1] scale for one network input: a sample of the squashed mixture."""
-    obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)[None]  # a batch of one
-    mean, log_std, log_weights = actor(obs_tensor)
-    u = sample_mixture(mean, log_std, log_weights)
+    u = sample_mixture(*actor(torch.as_tensor(obs, dtype=torch.float32, device=device)[None]))  # a batch of one
     return torch.tanh(u)[0].cpu().numpy()
 
 
@@ -194,14 +179,7 @@ def actor_loss(actor: MixtureActor, qf: TwinQ, obs: torch.Tensor, alpha: torch.T
     return loss, entropy, weights.detach(), log_std.detach().exp()
 
 
-class Batch(NamedTuple):
-    """A minibatch of transitions; actions in the [-1, 1] scale."""
-
-    obs: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_obs: torch.Tensor
-    terminated: torch.Tensor
+Batch = NamedTuple("Batch", [(name, torch.Tensor) for name in ("obs", "actions", "rewards", "next_obs", "terminated")])
 
 
 class Normalizer:
@@ -249,60 +227,46 @@ class HerReplayBuffer:
     """Whole episodes of a goal env (FIFO over episodes) in host memory; goals relabelled and rewards recomputed by
     the env's compute_reward when sampling (HER). Actions in the [-1, 1] scale."""
 
-    def __init__(self, n_episodes: int, horizon: int, obs_dim: int, goal_dim: int, act_dim: int,
-                 compute_reward: Callable, n_sampled_goal: int, normalizer: Normalizer, device: torch.device,
-                 rng: np.random.Generator):  # fmt: skip
+    def __init__(self, n_episodes, horizon, obs_dim, goal_dim, act_dim, compute_reward, n_sampled_goal, normalizer,
+                 device, rng):  # fmt: skip
         self.capacity, self.horizon, self.pos, self.n_episodes = n_episodes, horizon, 0, 0
         self.compute_reward, self.normalizer, self.device, self.rng = compute_reward, normalizer, device, rng
         self.her_prob = n_sampled_goal / (n_sampled_goal + 1)
-        self.obs = np.zeros((n_episodes, horizon + 1, obs_dim), np.float32)
-        self.achieved_goals = np.zeros((n_episodes, horizon + 1, goal_dim), np.float32)
-        self.desired_goals = np.zeros((n_episodes, horizon, goal_dim), np.float32)
-        self.actions = np.zeros((n_episodes, horizon, act_dim), np.float32)
+        shapes = dict(obs=(horizon + 1, obs_dim), achieved_goals=(horizon + 1, goal_dim),
+                      desired_goals=(horizon, goal_dim), actions=(horizon, act_dim))  # fmt: skip
+        self.data = {name: np.zeros((n_episodes, *shape), np.float32) for name, shape in shapes.items()}
 
     def add_episode(self, obs, achieved_goals, desired_goals, actions):
         """Store one episode: obs and achieved_goals of its T + 1 states, desired_goals and actions of its T steps."""
-        self.obs[self.pos] = obs
-        self.achieved_goals[self.pos] = achieved_goals
-        self.desired_goals[self.pos] = desired_goals
-        self.actions[self.pos] = actions
+        for array, value in zip(self.data.values(), (obs, achieved_goals, desired_goals, actions)):
+            array[self.pos] = value
         if self.normalizer.enabled:  # as baselines: statistics of the episode's inputs, with HER-relabelled goals
             t = np.arange(self.horizon)
-            episodes = np.full_like(t, self.pos)
-            goals = her_goals(self.achieved_goals, self.desired_goals, episodes, t, self.her_prob, self.rng)
-            self.normalizer.update(np.concatenate([self.obs[self.pos, :-1], goals], -1))
-        self.pos = (self.pos + 1) % self.capacity
-        self.n_episodes = min(self.n_episodes + 1, self.capacity)
+            goals = her_goals(self.data["achieved_goals"], self.data["desired_goals"], np.full_like(t, self.pos), t,
+                              self.her_prob, self.rng)  # fmt: skip
+            self.normalizer.update(np.concatenate([self.data["obs"][self.pos, :-1], goals], -1))
+        self.pos, self.n_episodes = (self.pos + 1) % self.capacity, min(self.n_episodes + 1, self.capacity)
 
     def sample(self, batch_size: int) -> Batch:
         """Uniform over stored transitions; obs + (relabelled) goal; terminated 0 (Fetch ends by time limit only)."""
         episodes = self.rng.integers(self.n_episodes, size=batch_size)
         t = self.rng.integers(self.horizon, size=batch_size)
-        goals = her_goals(self.achieved_goals, self.desired_goals, episodes, t, self.her_prob, self.rng)
-        rewards = self.compute_reward(self.achieved_goals[episodes, t + 1], goals, None)
-        obs = self.normalizer(np.concatenate([self.obs[episodes, t], goals], -1))
-        next_obs = self.normalizer(np.concatenate([self.obs[episodes, t + 1], goals], -1))
-        return Batch(obs=torch.as_tensor(obs, device=self.device),
-                     actions=torch.as_tensor(self.actions[episodes, t], device=self.device),
-                     rewards=torch.as_tensor(rewards, dtype=torch.float32, device=self.device),
-                     next_obs=torch.as_tensor(next_obs, device=self.device),
-                     terminated=torch.zeros(batch_size, device=self.device))  # fmt: skip
+        states, achieved, desired, actions = self.data.values()
+        goals = her_goals(achieved, desired, episodes, t, self.her_prob, self.rng)
+        rewards = self.compute_reward(achieved[episodes, t + 1], goals, None)
+        obs, next_obs = (self.normalizer(np.concatenate([states[episodes, t + i], goals], -1)) for i in (0, 1))
+        batch = (obs, actions[episodes, t], rewards, next_obs, np.zeros(batch_size))  # terminated 0: always bootstrap
+        return Batch(*(torch.as_tensor(x, dtype=torch.float32, device=self.device) for x in batch))
 
     def state_dict(self) -> dict:
         """The filled part of the buffer, its write position and its random stream (for checkpoints)."""
-        n = self.n_episodes
-        return {"obs": self.obs[:n].copy(), "achieved_goals": self.achieved_goals[:n].copy(),
-                "desired_goals": self.desired_goals[:n].copy(), "actions": self.actions[:n].copy(),
-                "pos": self.pos, "n_episodes": n, "rng": self.rng.bit_generator.state}  # fmt: skip
+        filled = {name: array[: self.n_episodes].copy() for name, array in self.data.items()}
+        return filled | {"pos": self.pos, "n_episodes": self.n_episodes, "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict):
-        n = state["n_episodes"]
-        self.obs[:n] = state["obs"]
-        self.achieved_goals[:n] = state["achieved_goals"]
-        self.desired_goals[:n] = state["desired_goals"]
-        self.actions[:n] = state["actions"]
-        self.pos, self.n_episodes = state["pos"], n
-        self.rng.bit_generator.state = state["rng"]
+        for name, array in self.data.items():
+            array[: state["n_episodes"]] = state[name]
+        self.pos, self.n_episodes, self.rng.bit_generator.state = state["pos"], state["n_episodes"], state["rng"]
 
 
 @torch.no_grad()
@@ -313,9 +277,7 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 @torch.no_grad()
-def soft_td_target(
-    actor: MixtureActor, qf_target: TwinQ, batch: Batch, alpha: torch.Tensor, gamma: float
-) -> torch.Tensor:
+def soft_td_target(actor: MixtureActor, qf_target: TwinQ, batch: Batch, alpha: torch.Tensor, gamma: float):
     """Soft target, a' ~ pi(.|s'): y = r + gamma (1 - d) (min_k Q_targ,k(s', a') - alpha log pi(a'|s'))."""
     mean, log_std, log_weights = actor(batch.next_obs)
     u = sample_mixture(mean, log_std, log_weights)
@@ -324,12 +286,9 @@ def soft_td_target(
     return batch.rewards + gamma * (1 - batch.terminated) * next_v
 
 
-def train_step(
-    actor, qf, qf_target, log_alpha, actor_optimizer, q_optimizer, alpha_optimizer, batch: Batch, args: Args
-) -> dict:
-    """One SAC(M) gradient step: critics, actor, entropy coefficient (alpha_optimizer None: fixed), Polyak averaging.
-
-    Returns detached diagnostics (no host sync). benchmarks/sps.py times it and the buffer's `sample` by name."""
+def train_step(actor, qf, qf_target, log_alpha, actor_optimizer, q_optimizer, alpha_optimizer, batch: Batch, args):
+    """One SAC(M) gradient step: critics, actor, entropy coefficient (alpha_optimizer None: fixed), Polyak averaging;
+    returns detached diagnostics (no host sync). benchmarks/sps.py times it and the buffer's `sample` by name."""
     alpha = log_alpha.detach().exp()  # the value before this step's alpha update, in every loss (as SB3)
     q = qf(batch.obs, batch.actions)  # (2, B)
     y = soft_td_target(actor, qf_target, batch, alpha, args.gamma)
@@ -342,60 +301,38 @@ def train_step(
     actor_optimizer.zero_grad(set_to_none=True)
     loss.backward()
     actor_optimizer.step()
-    stats = {
-        "losses/qf_loss": qf_loss.detach(),
-        "losses/qf1_values": q[0].detach().mean(),
-        "losses/qf2_values": q[1].detach().mean(),
-        "losses/actor_loss": loss.detach(),
-        "losses/alpha": alpha,
-        "charts/entropy": entropy,
-    }
+    stats = {"losses/qf_loss": qf_loss.detach(), "losses/qf1_values": q[0].detach().mean(),
+             "losses/qf2_values": q[1].detach().mean(), "losses/actor_loss": loss.detach(), "losses/alpha": alpha,
+             "charts/entropy": entropy}  # fmt: skip
     stats |= {f"charts/component_{i}/weight": w for i, w in enumerate(weights.mean(1).unbind())}
     stats |= {f"charts/component_{i}/std": s for i, s in enumerate(stds.mean((1, 2)).unbind())}
-
-    if alpha_optimizer is not None:
-        # SAC's temperature loss with the mixture entropy estimate: alpha falls while H > -|A|.
+    if alpha_optimizer is not None:  # SAC's temperature loss on the mixture entropy: alpha falls while H > -|A|
         alpha_loss = log_alpha * (entropy + batch.actions.shape[1])
         alpha_optimizer.zero_grad(set_to_none=True)
         alpha_loss.backward()
         alpha_optimizer.step()
         stats["losses/alpha_loss"] = alpha_loss.detach()
-
     polyak_update(qf_target, qf, args.tau)  # SAC has no target actor
     return stats
 
 
-def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """[-1, 1] -> the env's [low, high]."""
+def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # [-1, 1] -> the env's [low, high]
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
-def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """The env's [low, high] -> [-1, 1]."""
+def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # the env's [low, high] -> [-1, 1]
     return 2 * (action - space.low) / (space.high - space.low) - 1
-
-
-def register_robotics_envs():
-    """Make gymnasium-robotics' ids (FetchPush-v4, ...) known to gym.make; importing the package registers them."""
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
 
 
 def resolve_fetch_env_id(env_id: str) -> str:
     """Map the paper's Fetch*-v1 ids (mujoco-py, no longer installable) to -v4; reject unknown ids."""
-    register_robotics_envs()
+    gym.register_envs(__import__("gymnasium_robotics"))  # importing it makes FetchPush-v4, ... known to gym.make
     task, _, version = env_id.rpartition("-")
     if task.startswith("Fetch") and version == "v1":
-        print(
-            f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same task, maintained bindings)."
-        )
+        print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4, the same task.")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        raise SystemExit(
-            f"Unknown env id '{env_id}'; supported paper tasks are {SUPPORTED} "
-            f"(other registered goal envs such as FetchReach-v4 also run)."
-        )
+        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {SUPPORTED}.")
     return env_id
 
 
@@ -417,8 +354,6 @@ def resolve_args(args: Args) -> Args:
         (not 0 < args.tau <= 1, f"--tau must lie in (0, 1], got {args.tau}."),
         (args.ent_coef <= 0, f"--ent-coef must be positive, got {args.ent_coef}."),
         (args.n_sampled_goal < 0, f"--n-sampled-goal must not be negative, got {args.n_sampled_goal}."),
-        (min(args.batch_size, args.eval_freq, args.eval_episodes, args.log_freq) < 1, "--batch-size, --eval-freq, "
-         "--eval-episodes and --log-freq must be positive."),
     ]:  # fmt: skip
         if failed:
             raise SystemExit(sentence)
@@ -440,26 +375,15 @@ def make_goal_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gy
     """A single goal env (no vector env: episode boundaries stay explicit, so episodes enter the buffer whole)."""
     if video_dir:  # first, before any env imports MuJoCo: a machine that cannot record says so before training
         choose_renderer()
-    register_robotics_envs()
+    gym.register_envs(__import__("gymnasium_robotics"))
     env = gym.make(env_id, render_mode="rgb_array" if video_dir else None)
     space = env.observation_space
-    is_goal_env = (
-        isinstance(space, gym.spaces.Dict)
-        and all(isinstance(space.get(key), gym.spaces.Box) for key in GOAL_KEYS)
-        and hasattr(env.unwrapped, "compute_reward")
-    )
-    if not is_goal_env:
-        env.close()
-        raise SystemExit(
-            f"{env_id} is not a goal env (HER needs Dict observations with 'observation', 'achieved_goal' and "
-            f"'desired_goal' and a compute_reward method); supported paper tasks are {SUPPORTED}, and other "
-            f"goal envs such as FetchReach-v4 also run."
-        )
-    if not isinstance(env.action_space, gym.spaces.Box):
-        name = type(env.action_space).__name__
-        raise SystemExit(f"{env_id} has a {name} action space; this script needs a continuous (Box) one.")
-    if env.spec.max_episode_steps is None:
-        raise SystemExit(f"{env_id} has no time limit; the HER buffer stores fixed-length, time-limited episodes.")
+    if not (isinstance(space, gym.spaces.Dict) and all(isinstance(space.get(key), gym.spaces.Box) for key in GOAL_KEYS)
+            and hasattr(env.unwrapped, "compute_reward")):  # fmt: skip
+        raise SystemExit(f"{env_id} is not a goal env (HER needs Dict observations {GOAL_KEYS} and compute_reward); "
+                         f"supported paper tasks are {SUPPORTED}.")  # fmt: skip
+    if not isinstance(env.action_space, gym.spaces.Box) or env.spec.max_episode_steps is None:
+        raise SystemExit(f"{env_id} needs a continuous (Box) action space and a time limit for this HER buffer.")
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
         atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
@@ -469,28 +393,19 @@ def make_goal_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gy
 
 
 def evaluate_goal_env(policy: Callable[[torch.Tensor], torch.Tensor], env: gym.Env, episodes: int,
-                      normalizer: Normalizer, device: torch.device, seed: int,
-                      ) -> tuple[list[float], list[float]]:  # fmt: skip
+                      normalizer: Normalizer, device: torch.device, seed: int) -> tuple[list, list]:  # fmt: skip
     """Returns and successes (info["is_success"] at the end, else NaN) of a deterministic policy on network inputs;
-    episode i starts from seed + i."""
+    episode i starts from seed + i: the same goals and start states at every evaluation."""
     returns, successes = [], []
     for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)  # the same goals and start states at every evaluation
-        done, total = False, 0.0
+        (obs, _), done, total = env.reset(seed=seed + episode), False, 0.0
         while not done:
-            x = torch.as_tensor(policy_input(obs, normalizer), device=device)[None]
-            action = policy(x)[0].cpu().numpy()
+            action = policy(torch.as_tensor(policy_input(obs, normalizer), device=device)[None])[0].cpu().numpy()
             obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
-            done = terminated or truncated
-            total += float(reward)
+            done, total = terminated or truncated, total + float(reward)
         returns.append(total)
         successes.append(float(info.get("is_success", np.nan)))
     return returns, successes
-
-
-def new_episode(obs: dict) -> dict:
-    """Per-episode lists for HerReplayBuffer.add_episode, starting from the reset observation."""
-    return {"obs": [obs["observation"]], "achieved_goals": [obs["achieved_goal"]], "desired_goals": [], "actions": []}
 
 
 def build_networks(args: Args, env: gym.Env, device: torch.device):
@@ -510,13 +425,13 @@ def main(args: Args) -> str:
     """Train SACM + HER (SAC + HER for K = 1); returns the run directory."""
     if args.evaluate:  # run control
         return watch(args)
-    args = resolve_args(resume_args(args) if args.resume else args)  # run control: --resume takes the saved args
+    if args.resume:  # run control: continue with the run's saved hyperparameters; other flags are ignored
+        args = type(args)(**load_checkpoint(args.resume)["args"] | {"resume": args.resume})
+    args = resolve_args(args)
     run_dir = args.resume or f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     eval_env = make_goal_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
     env = make_goal_env(args.env_id, args.seed)  # after the eval env, whose renderer is chosen first
     horizon = env.spec.max_episode_steps
-    if args.buffer_size < horizon:
-        raise SystemExit(f"--buffer-size {args.buffer_size} cannot hold one {horizon}-step episode.")
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -525,15 +440,14 @@ def main(args: Args) -> str:
     actor, qf, qf_target, log_alpha = build_networks(args, env, device)
     obs_dim, goal_dim = (env.observation_space[key].shape[0] for key in ("observation", "desired_goal"))
     normalizer = Normalizer(obs_dim + goal_dim, args.normalize_obs)
-    rng = np.random.default_rng(args.seed)  # HER sampling
     rb = HerReplayBuffer(args.buffer_size // horizon, horizon, obs_dim, goal_dim, env.action_space.shape[0],
-                         env.unwrapped.compute_reward, args.n_sampled_goal, normalizer, device, rng)  # fmt: skip
+                         env.unwrapped.compute_reward, args.n_sampled_goal, normalizer, device,
+                         np.random.default_rng(args.seed))  # fmt: skip
     adam = partial(torch.optim.Adam, lr=args.learning_rate, fused=True)
     learner = dict(actor=actor, qf=qf, qf_target=qf_target, log_alpha=log_alpha,
                    actor_optimizer=adam(actor.parameters()), q_optimizer=adam(qf.parameters()),
                    alpha_optimizer=adam([log_alpha]) if args.autotune else None)  # fmt: skip
-    # The training state, declared once: train_step's arguments and the rest of what a checkpoint saves and --resume
-    # restores (step: the last checkpoint's).
+    # The training state, declared once: train_step's arguments and the rest of what checkpoint() saves.
     state = dict(learner, normalizer=normalizer, rb=rb, stats={}, recent_returns=deque(maxlen=20),
                  recent_successes=deque(maxlen=20), step=0, args=asdict(args))  # fmt: skip
     if args.resume and load_checkpoint(args.resume, state, [env])["step"] >= args.total_timesteps:  # run control
@@ -541,18 +455,21 @@ def main(args: Args) -> str:
         return run_dir
     stats, recent_returns, recent_successes = state["stats"], state["recent_returns"], state["recent_successes"]
 
-    if args.track:  # run control
-        start_tracking(args, run_name=os.path.basename(run_dir))
+    if args.track:  # run control: Weights & Biases as in CleanRL, before the SummaryWriter whose scalars it syncs
+        import wandb
+
+        name = os.path.basename(run_dir)
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=name, id=name.replace(".", "-"),
+                   resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
     writer = SummaryWriter(run_dir, purge_step=state["step"] + 1 if args.resume else None)  # a resumed run logs anew
     if not args.resume:
         table = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
         writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
         with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
-    print("hyperparameters: " + ", ".join(f"{key}={value}" for key, value in asdict(args).items()))
 
     obs, _ = env.reset(seed=None if args.resume else args.seed)  # resumed: from the restored env generator
-    episode, greedy = new_episode(obs), partial(greedy_mixture_action, actor, qf)
+    visited, actions, greedy = [obs], [], partial(greedy_mixture_action, actor, qf)  # the episode so far
     start_step, start_time = state["step"] + 1, time.time()
     marks = deque([(start_time, state["step"])], maxlen=12)  # run control
     catch_stop_signals()  # run control
@@ -562,16 +479,12 @@ def main(args: Args) -> str:
             action = from_env_action(env.action_space.sample(), env.action_space)
         else:
             action = policy_action(actor, policy_input(obs, normalizer), device)
-        next_obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
-        episode["obs"].append(next_obs["observation"])
-        episode["achieved_goals"].append(next_obs["achieved_goal"])
-        episode["desired_goals"].append(obs["desired_goal"])
-        episode["actions"].append(action)
-        obs, episode_over = next_obs, terminated or truncated
-        if episode_over:
-            if len(episode["actions"]) != horizon:
-                raise SystemExit(f"{args.env_id} ended an episode before its {horizon}-step time limit; HER needs it.")
-            rb.add_episode(**{key: np.array(value) for key, value in episode.items()})  # always bootstrap: d = 0
+        obs, reward, terminated, truncated, info = env.step(to_env_action(action, env.action_space))
+        visited.append(obs)
+        actions.append(action)
+        if episode_over := terminated or truncated:  # HER: the whole episode enters the buffer; always bootstrap
+            rb.add_episode(*(np.array([o[key] for o in visited]) for key in ("observation", "achieved_goal")),
+                           np.array([o["desired_goal"] for o in visited[:-1]]), np.array(actions))  # fmt: skip
             recent_returns.append(float(info["episode"]["r"]))
             recent_successes.append(float(info.get("is_success", np.nan)))
             writer.add_scalar("charts/episodic_return", info["episode"]["r"], global_step)
@@ -600,17 +513,15 @@ def main(args: Args) -> str:
                                                    args.seed + 10_000)  # fmt: skip
             writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
             writer.add_scalar("eval/success_rate", np.mean(successes), global_step)
-            line = f"eval return {np.mean(returns):.1f} +- {np.std(returns):.1f}, success rate {np.mean(successes):.2f}"
-            print(f"step {global_step}, {line}", flush=True)
+            print(f"step {global_step}, eval return {np.mean(returns):.1f}, success rate {np.mean(successes):.2f}")
         if time.time() - marks[-1][0] > 5:  # run control
-            success = f", success {np.mean(recent_successes):.2f}" if recent_successes else ""
-            print(progress_line(global_step, args.total_timesteps, marks, recent_returns) + success, flush=True)
+            print(progress_line(global_step, args.total_timesteps, marks, recent_returns), flush=True)
 
         if episode_over or global_step == args.total_timesteps:  # run control: checkpoint when due, exit 75 if asked
             checkpoint(run_dir, state, [env], global_step, args, writer)
         if episode_over:
             obs, _ = env.reset()  # after the checkpoint: a resumed run's reset draws the same start
-            episode = new_episode(obs)
+            visited, actions = [obs], []
 
     if args.save_model:
         path = os.path.join(run_dir, f"{args.exp_name}.model")
@@ -624,8 +535,8 @@ def main(args: Args) -> str:
 
 
 # ==============================================================================================================
-# Run control: checkpoints, stop signals, --resume, --evaluate, --track, the progress line. Not the algorithm: a fork
-# may delete this section and the lines of main() marked "# run control".
+# Run control: checkpoints, stop signals, --resume, --evaluate, the progress line. Not the algorithm: a fork may
+# delete this section and the lines of main() marked "# run control".
 # ==============================================================================================================
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL ("try again later"): benchmarks/reproduce.py resumes runs that exit so
 STOP = []  # stop signals received: the loop checkpoints at the end of the episode and exits
@@ -647,18 +558,17 @@ def checkpoint(run_dir: str, state: dict, envs: list, step: int, args, writer) -
     """At an episode's end, every --checkpoint-freq steps, at the last step and when asked to stop: write the training
     state (objects by their state_dict()) and every random stream to run_dir/checkpoint.pt; exit 75 if asked to stop."""
     finished = step == args.total_timesteps
-    if not (STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq)):
-        return
-    state["step"] = step
-    saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
-    saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()]
-    saved["random"] += [(env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
-                        for env in envs]  # fmt: skip
-    writer.flush()  # what was logged up to this step is on disk before the checkpoint
-    torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
-    os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
+    if STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq):
+        state["step"] = step
+        saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
+        saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()] + [
+            (env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
+            for env in envs
+        ]
+        writer.flush()  # what was logged up to this step is on disk before the checkpoint
+        torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
+        os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
     if STOP and not finished:
-        writer.close()
         print(f"interrupted at step {step}; resume with: python {os.path.relpath(__file__)} --resume {run_dir}")
         raise SystemExit(INTERRUPTED_EXIT_CODE)
 
@@ -670,53 +580,33 @@ def load_checkpoint(path: str, state: Optional[dict] = None, envs: list = ()) ->
         saved = torch.load(path, map_location="cpu", weights_only=False)  # ours: random states, hyperparameters
     except Exception as error:
         raise SystemExit(f"{path} cannot be read ({type(error).__name__}); runs write one every --checkpoint-freq.")
-    if state is None:
-        return saved
-    for name, value in state.items():
+    for name, value in (state or {}).items():  # objects by load_state_dict, tensors in place (an optimizer holds them)
         if hasattr(value, "load_state_dict"):
             value.load_state_dict(saved[name])
         elif isinstance(value, torch.Tensor):
-            value.data.copy_(saved[name])  # in place: an optimizer may hold it (log_alpha)
+            value.data.copy_(saved[name])
         else:
             state[name] = saved[name]
-    python, numpy, cpu, *env_states = saved["random"]
-    random.setstate(python)
-    np.random.set_state(numpy)
-    torch.set_rng_state(cpu)
-    for env, (env_state, space_state) in zip(envs, env_states):
-        env.unwrapped.np_random.bit_generator.state = env_state
-        env.action_space.np_random.bit_generator.state = space_state
+    if state is not None:
+        python, numpy, cpu, *env_states = saved["random"]
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(cpu)
+        for env, (env_state, space_state) in zip(envs, env_states):
+            env.unwrapped.np_random.bit_generator.state = env_state
+            env.action_space.np_random.bit_generator.state = space_state
     return saved
 
 
-def resume_args(args):
-    """--resume RUN_DIR continues with the run's saved hyperparameters; other flags given with it are ignored."""
-    try:
-        with open(os.path.join(args.resume, "hyperparameters.json")) as f:
-            saved = {name: tuple(value) if isinstance(value, list) else value for name, value in json.load(f).items()}
-    except OSError:
-        raise SystemExit(f"{args.resume} is not a run directory of this script (no hyperparameters.json).")
-    print(f"resuming {args.resume} with its saved hyperparameters")
-    return type(args)(**{**saved, "resume": args.resume})
-
-
-def start_tracking(args, run_name: str) -> None:
-    """Log to Weights & Biases as CleanRL does; call before creating the SummaryWriter, which it syncs."""
-    import wandb  # imported only with --track
-
-    wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name.replace(".", "-"),
-               resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
-
-
 def progress_line(step: int, total: int, marks: deque, recent_returns) -> str:
-    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, the speed over the last `marks`
-    calls (a deque with a maxlen): the recent speed, not the average since the fast random warm-up."""
+    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, at the speed over the last `marks`
+    (a deque with a maxlen), not the average since the fast random warm-up."""
     marks.append((time.time(), step))
-    steps_per_second = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
-    left = int((total - step) / steps_per_second) if steps_per_second > 0 else 0
-    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s" if steps_per_second > 0 else "n/a"
-    recent = f"{np.mean(recent_returns):.1f}" if len(recent_returns) else "n/a"
-    return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
+    speed = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
+    left = int((total - step) / max(speed, 1e-9))
+    recent = f"{np.mean(recent_returns):.1f}" if recent_returns else "n/a"
+    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s"
+    return f"step {step}/{total} ({step / total:.1%}), {speed:.0f} SPS, ETA {eta}, recent return {recent}"
 
 
 def watch(args: Args) -> str:
@@ -726,8 +616,7 @@ def watch(args: Args) -> str:
     run_dir = args.evaluate if os.path.isdir(args.evaluate) else os.path.dirname(os.path.abspath(args.evaluate))
     env = make_goal_env(run.env_id, args.seed, os.path.join(run_dir, "videos_evaluate") if args.capture_video else None)
     env.set_wrapper_attr("name_prefix", f"step{saved.get('step', run.total_timesteps)}")
-    cpu = torch.device("cpu")
-    actor, qf, _, _ = build_networks(run, env, cpu)
+    actor, qf, _, _ = build_networks(run, env, cpu := torch.device("cpu"))
     normalizer = Normalizer(actor.trunk[0].in_features, run.normalize_obs)
     for name, part in (("actor", actor), ("qf", qf), ("normalizer", normalizer)):
         part.load_state_dict(saved[name])

@@ -79,11 +79,8 @@ def resolve_env_id(env_id: str) -> str:
         print(f"{env_id} needs mujoco-py, which no longer installs; running {task}-v4 (same model and reward).")
         return f"{task}-v4"
     if env_id not in gym.registry:
-        supported = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS)
-        raise SystemExit(
-            f"Unknown env id '{env_id}'; supported paper tasks are {supported} "
-            "(other registered Box-action envs also run)."
-        )
+        tasks = ", ".join(f"{task}-v3/-v4/-v5" for task in PRESETS) + " (other registered Box-action envs also run)"
+        raise SystemExit(f"Unknown env id '{env_id}'; supported paper tasks are {tasks}.")
     return env_id
 
 
@@ -101,10 +98,10 @@ def resolve_args(args: Args) -> Args:
         raise SystemExit(f"--batch-size {args.batch_size} is larger than --buffer-size {args.buffer_size}.")
     if args.total_timesteps <= args.learning_starts:
         raise SystemExit(f"--total-timesteps must exceed --learning-starts {args.learning_starts}, or nothing trains.")
-    if args.gradient_steps == 0 or args.gradient_steps < -1:
-        raise SystemExit("--gradient-steps must be positive, or -1 for one per env step.")
     if min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1:
         raise SystemExit("--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive.")
+    if args.gradient_steps == 0 or args.gradient_steps < -1:
+        raise SystemExit("--gradient-steps must be positive, or -1 for one per env step.")
     return args
 
 
@@ -122,26 +119,20 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         layers = list(zip((in_dim, *hidden), (*hidden, out_dim)))  # (fan_in, fan_out) of each layer
         # nn.Linear's initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every layer's weights first, then biases.
-        weights = [
-            torch.empty(n, fan_in, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers
-        ]
-        biases = [torch.empty(n, 1, fan_out).uniform_(-(fan_in**-0.5), fan_in**-0.5) for fan_in, fan_out in layers]
-        self.weights = nn.ParameterList(weights)
-        self.biases = nn.ParameterList(biases)
+        self.weights = nn.ParameterList([torch.empty(n, i, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
+        self.biases = nn.ParameterList([torch.empty(n, 1, o).uniform_(-(i**-0.5), i**-0.5) for i, o in layers])
 
     def forward(self, x: torch.Tensor, members: Optional[int] = None) -> torch.Tensor:
         members = members or len(self.weights[0])
+        *hidden_layers, (weight, bias) = zip(self.weights, self.biases)
         x = x.expand(members, -1, -1)
-        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias[:members], x, weight[:members])  # bias + x @ weight, member by member
-            if layer < len(self.weights) - 1:
-                x = F.relu_(x)  # in place: baddbmm does not need its output for backward
-        return x
+        for w, b in hidden_layers:  # bias + x @ weight, member by member; ReLU in place (baddbmm keeps no output)
+            x = F.relu_(torch.baddbmm(b[:members], x, w[:members]))
+        return torch.baddbmm(bias[:members], x, weight[:members])
 
 
 class Actor(nn.Module):
-    """The deterministic policy mu(s), tanh-bounded to [-1, 1]. A one-member EnsembleMLP, as Gamid's N means: Gamid
-    with N = 1 draws the same initial weights from the same seed and computes the same numbers."""
+    """mu(s) in [-1, 1]: a one-member EnsembleMLP, so Gamid with N = 1 draws the same weights, computes the same."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
         super().__init__()
@@ -160,20 +151,12 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor, members: int = 2) -> torch.Tensor:
         """Q_k(s, a) for k < members. actions (..., B, act) may carry a leading Gaussian axis; -> (members, ..., B)."""
-        obs = obs.expand(*actions.shape[:-1], -1)  # the same state for each Gaussian's action
-        x = torch.cat([obs, actions], dim=-1)
+        x = torch.cat([obs.expand(*actions.shape[:-1], -1), actions], dim=-1)  # the same state for each Gaussian
         q = self.net(x.reshape(1, -1, x.shape[-1]), members)  # every (Gaussian, state) pair in one batch
         return q.view(members, *actions.shape[:-1])
 
 
-class Batch(NamedTuple):
-    """A minibatch of transitions; actions in the [-1, 1] scale."""
-
-    obs: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_obs: torch.Tensor
-    terminated: torch.Tensor
+Batch = NamedTuple("Batch", [(name, torch.Tensor) for name in ("obs", "actions", "rewards", "next_obs", "terminated")])
 
 
 class ReplayBuffer:
@@ -181,24 +164,19 @@ class ReplayBuffer:
 
     def __init__(self, size: int, obs_dim: int, act_dim: int, device: torch.device):
         self.size, self.pos, self.full, self.device = size, 0, False, device  # pos: where the next transition goes
-        self.obs = torch.zeros(size, obs_dim, device=device)
-        self.actions = torch.zeros(size, act_dim, device=device)
-        self.rewards = torch.zeros(size, device=device)
-        self.next_obs = torch.zeros(size, obs_dim, device=device)
-        self.terminated = torch.zeros(size, device=device)
+        for name, shape in zip(Batch._fields, ((obs_dim,), (act_dim,), (), (obs_dim,), ())):
+            setattr(self, name, torch.zeros(size, *shape, device=device))
 
     def add(self, obs, action, reward, next_obs, terminated):
         for name, value in zip(Batch._fields, (obs, action, reward, next_obs, terminated)):
             getattr(self, name)[self.pos] = torch.as_tensor(value, dtype=torch.float32)
-        self.pos = (self.pos + 1) % self.size
-        self.full = self.full or self.pos == 0
+        self.pos, self.full = (self.pos + 1) % self.size, self.full or self.pos + 1 == self.size
 
     def sample(self, batch_size: int) -> Batch:
         idx = torch.randint(0, self.size if self.full else self.pos, (batch_size,), device=self.device)
         return Batch(*(getattr(self, name)[idx] for name in Batch._fields))
 
-    def state_dict(self) -> dict:
-        """The write position and the filled part, copied out (torch.save writes a slice's whole storage)."""
+    def state_dict(self) -> dict:  # pos and the filled part, copied out (torch.save writes a slice's whole storage)
         stored = {name: getattr(self, name) for name in Batch._fields}
         filled = stored if self.full else {name: data[: self.pos].clone() for name, data in stored.items()}
         return {"pos": self.pos, "full": self.full, **filled}
@@ -212,8 +190,7 @@ class ReplayBuffer:
 # ALGO LOGIC: the TD3 update.
 @torch.no_grad()
 def td_target(actor_target: Actor, qf_target: TwinQ, batch: Batch, args: Args) -> torch.Tensor:
-    """Target policy smoothing and clipped double Q: y = r + gamma (1 - d) min_k Q_targ,k(s', a'), with
-    a' = clip(mu'(s') + clip(noise, -c, c), -1, 1) from the target actor mu'."""
+    """Smoothing, clipped double Q: y = r + gamma (1 - d) min_k Q'_k(s', clip(mu'(s') + clip(eps, -c, c), -1, 1))."""
     next_mean = actor_target(batch.next_obs)  # (B, act)
     noise = (torch.randn_like(next_mean) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip)
     next_q = qf_target(batch.next_obs, (next_mean + noise).clamp(-1, 1)).min(0).values  # (B,)
@@ -242,13 +219,11 @@ def train_step(*, actor, actor_target, qf, qf_target, actor_optimizer, q_optimiz
     return stats
 
 
-def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """[-1, 1] -> the env's [low, high]."""
+def to_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # [-1, 1] -> the env's [low, high]
     return space.low + (action + 1) * 0.5 * (space.high - space.low)
 
 
-def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """The env's [low, high] -> [-1, 1]."""
+def from_env_action(action: np.ndarray, space: gym.spaces.Box) -> np.ndarray:  # the env's [low, high] -> [-1, 1]
     return 2 * (action - space.low) / (space.high - space.low) - 1
 
 
@@ -286,21 +261,21 @@ def make_env(env_id: str, seed: int, video_dir: Optional[str] = None) -> gym.Env
     for name, kind in (("action", type(env.action_space)), ("observation", type(env.observation_space))):
         if not issubclass(kind, gym.spaces.Box):
             raise SystemExit(f"{env_id} has a {kind.__name__} {name} space; this script needs a continuous (Box) one.")
+    env.action_space.seed(seed)
     if video_dir:
         env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True, disable_logger=True)
         atexit.register(env.close)  # the last video written, the renderer released before interpreter shutdown
-    env = gym.wrappers.RecordEpisodeStatistics(env)
-    env.action_space.seed(seed)
-    return env
+    return gym.wrappers.RecordEpisodeStatistics(env)
 
 
 def main(args: Args) -> str:
     """Train TD3; returns the run directory."""
     if args.evaluate:  # run control
         return watch(args)
-    args = resolve_args(resume_args(args) if args.resume else args)  # run control: a resumed run's own values
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = args.resume or os.path.join(args.runs_dir, run_name)
+    if args.resume:  # run control: continue with the run's saved hyperparameters; other flags are ignored
+        args = type(args)(**load_checkpoint(args.resume)["args"] | {"resume": args.resume})
+    args = resolve_args(args)
+    run_dir = args.resume or f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
     eval_env = make_env(args.env_id, args.seed, os.path.join(run_dir, "videos") if args.capture_video else None)
     env = make_env(args.env_id, args.seed)  # after the eval env, whose renderer is chosen before MuJoCo's import
 
@@ -324,16 +299,18 @@ def main(args: Args) -> str:
         return args.resume
     obs, _ = env.reset(seed=None if args.resume else args.seed)  # resumed: the restored generator draws the start
     recent_returns, stats = state["recent_returns"], state["stats"]
+    if args.track:  # run control: Weights & Biases as in CleanRL, before the SummaryWriter whose scalars it syncs
+        import wandb
 
-    if args.track:  # run control: before the SummaryWriter, which it syncs
-        start_tracking(args, os.path.basename(run_dir))
+        name = os.path.basename(run_dir)
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=name, id=name.replace(".", "-"),
+                   resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
     writer = SummaryWriter(run_dir, purge_step=state["step"] + 1 if args.resume else None)  # no step logged twice
     if not args.resume:
         rows = "\n".join(f"|{name}|{value}|" for name, value in asdict(args).items())
         writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows)
         with open(os.path.join(run_dir, "hyperparameters.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
-    print("hyperparameters: " + ", ".join(f"{name}={value}" for name, value in asdict(args).items()))
 
     start_step, start_time = state["step"], time.time()
     marks = deque([(start_time, start_step)], maxlen=12)  # run control: the progress line's recent speed
@@ -394,8 +371,8 @@ def main(args: Args) -> str:
 
 
 # ==============================================================================================================
-# Run control: checkpoints, stop signals, --resume, --evaluate, --track, the progress line. Not the algorithm: a fork
-# may delete this section and the lines of main() marked "# run control".
+# Run control: checkpoints, stop signals, --resume, --evaluate, the progress line. Not the algorithm: a fork may
+# delete this section and the lines of main() marked "# run control".
 # ==============================================================================================================
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL ("try again later"): benchmarks/reproduce.py resumes runs that exit so
 STOP = []  # stop signals received: the loop checkpoints at the end of the episode and exits
@@ -417,18 +394,17 @@ def checkpoint(run_dir: str, state: dict, envs: list, step: int, args, writer) -
     """At an episode's end, every --checkpoint-freq steps, at the last step and when asked to stop: write the training
     state (objects by their state_dict()) and every random stream to run_dir/checkpoint.pt; exit 75 if asked to stop."""
     finished = step == args.total_timesteps
-    if not (STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq)):
-        return
-    state["step"] = step
-    saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
-    saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()]
-    saved["random"] += [(env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
-                        for env in envs]  # fmt: skip
-    writer.flush()  # what was logged up to this step is on disk before the checkpoint
-    torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
-    os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
+    if STOP or args.checkpoint_freq > 0 and (finished or step - state["step"] >= args.checkpoint_freq):
+        state["step"] = step
+        saved = {name: value.state_dict() if hasattr(value, "state_dict") else value for name, value in state.items()}
+        saved["random"] = [random.getstate(), np.random.get_state(), torch.get_rng_state()] + [
+            (env.unwrapped.np_random.bit_generator.state, env.action_space.np_random.bit_generator.state)
+            for env in envs
+        ]
+        writer.flush()  # what was logged up to this step is on disk before the checkpoint
+        torch.save(saved, os.path.join(run_dir, "checkpoint.tmp"))
+        os.replace(os.path.join(run_dir, "checkpoint.tmp"), os.path.join(run_dir, "checkpoint.pt"))  # atomic rename
     if STOP and not finished:
-        writer.close()
         print(f"interrupted at step {step}; resume with: python {os.path.relpath(__file__)} --resume {run_dir}")
         raise SystemExit(INTERRUPTED_EXIT_CODE)
 
@@ -440,53 +416,33 @@ def load_checkpoint(path: str, state: Optional[dict] = None, envs: list = ()) ->
         saved = torch.load(path, map_location="cpu", weights_only=False)  # ours: random states, hyperparameters
     except Exception as error:
         raise SystemExit(f"{path} cannot be read ({type(error).__name__}); runs write one every --checkpoint-freq.")
-    if state is None:
-        return saved
-    for name, value in state.items():
+    for name, value in (state or {}).items():  # objects by load_state_dict, tensors in place (an optimizer holds them)
         if hasattr(value, "load_state_dict"):
             value.load_state_dict(saved[name])
         elif isinstance(value, torch.Tensor):
-            value.data.copy_(saved[name])  # in place: an optimizer may hold it (log_alpha)
+            value.data.copy_(saved[name])
         else:
             state[name] = saved[name]
-    python, numpy, cpu, *env_states = saved["random"]
-    random.setstate(python)
-    np.random.set_state(numpy)
-    torch.set_rng_state(cpu)
-    for env, (env_state, space_state) in zip(envs, env_states):
-        env.unwrapped.np_random.bit_generator.state = env_state
-        env.action_space.np_random.bit_generator.state = space_state
+    if state is not None:
+        python, numpy, cpu, *env_states = saved["random"]
+        random.setstate(python)
+        np.random.set_state(numpy)
+        torch.set_rng_state(cpu)
+        for env, (env_state, space_state) in zip(envs, env_states):
+            env.unwrapped.np_random.bit_generator.state = env_state
+            env.action_space.np_random.bit_generator.state = space_state
     return saved
 
 
-def resume_args(args):
-    """--resume RUN_DIR continues with the run's saved hyperparameters; other flags given with it are ignored."""
-    try:
-        with open(os.path.join(args.resume, "hyperparameters.json")) as f:
-            saved = {name: tuple(value) if isinstance(value, list) else value for name, value in json.load(f).items()}
-    except OSError:
-        raise SystemExit(f"{args.resume} is not a run directory of this script (no hyperparameters.json).")
-    print(f"resuming {args.resume} with its saved hyperparameters")
-    return type(args)(**{**saved, "resume": args.resume})
-
-
-def start_tracking(args, run_name: str) -> None:
-    """Log to Weights & Biases as CleanRL does; call before creating the SummaryWriter, which it syncs."""
-    import wandb  # imported only with --track
-
-    wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, name=run_name, id=run_name.replace(".", "-"),
-               resume="allow", config=vars(args), sync_tensorboard=True, save_code=True)  # fmt: skip
-
-
 def progress_line(step: int, total: int, marks: deque, recent_returns) -> str:
-    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, the speed over the last `marks`
-    calls (a deque with a maxlen): the recent speed, not the average since the fast random warm-up."""
+    """`step 12000/1000000 (1.2%), 105 SPS, ETA 2h36m05s, recent return 512.3`, at the speed over the last `marks`
+    (a deque with a maxlen), not the average since the fast random warm-up."""
     marks.append((time.time(), step))
-    steps_per_second = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
-    left = int((total - step) / steps_per_second) if steps_per_second > 0 else 0
-    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s" if steps_per_second > 0 else "n/a"
-    recent = f"{np.mean(recent_returns):.1f}" if len(recent_returns) else "n/a"
-    return f"step {step}/{total} ({step / total:.1%}), {steps_per_second:.0f} SPS, ETA {eta}, recent return {recent}"
+    speed = (marks[-1][1] - marks[0][1]) / max(marks[-1][0] - marks[0][0], 1e-9)
+    left = int((total - step) / max(speed, 1e-9))
+    recent = f"{np.mean(recent_returns):.1f}" if recent_returns else "n/a"
+    eta = f"{left // 3600}h{left % 3600 // 60:02d}m{left % 60:02d}s"
+    return f"step {step}/{total} ({step / total:.1%}), {speed:.0f} SPS, ETA {eta}, recent return {recent}"
 
 
 def watch(args: Args) -> str:

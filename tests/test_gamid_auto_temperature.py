@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import scalars
-from test_gamid_td3_scripts import TINY, saved_model
+from test_gamid_td3_scripts import TINY
 
 import gamid_continuous_action as gamid
-import td3_baseline as td3
 
 
 def hand_d_var(means: torch.Tensor) -> torch.Tensor:
@@ -81,15 +80,17 @@ def test_default_target_is_the_d_var_of_means_pairwise_delta_apart(n_actors, act
 
 
 def short_run(tmp_path, name, **overrides):
-    args = gamid.Args(runs_dir=str(tmp_path / name), **{**TINY, "log_freq": 100, **overrides})
+    fast = dict(total_timesteps=700, eval_freq=700, eval_episodes=1, log_freq=50, net_arch=(16, 16), save_model=False)
+    args = gamid.Args(runs_dir=str(tmp_path / name), **{**TINY, **fast, **overrides})
     return gamid.main(args)
 
 
 def test_the_learned_temperature_follows_the_target_in_a_real_run(tmp_path):
     """The loop applies the dual step with the right sign: a target above reach raises the temperature every
     logged step, one below reach lowers it; the run logs its target and mean D_var."""
-    up = scalars(short_run(tmp_path, "up", n_actors=3, temperature="auto", temperature_target=50.0))
-    down = scalars(short_run(tmp_path, "down", n_actors=3, temperature="auto", temperature_target=-50.0))
+    auto = dict(n_actors=3, temperature="auto", temperature_lr=0.01)  # Adam: each dual step moves log(temperature) ~lr
+    up = scalars(short_run(tmp_path, "up", **auto, temperature_target=50.0))
+    down = scalars(short_run(tmp_path, "down", **auto, temperature_target=-50.0))
     rising = [value for _, value in up["charts/temperature"] if value != up["charts/temperature"][0][1]]
     falling = [value for _, value in down["charts/temperature"] if value != down["charts/temperature"][0][1]]
     assert rising and rising == sorted(rising) and rising[-1] > 0.1 * math.exp(0.01 * 10)
@@ -98,18 +99,6 @@ def test_the_learned_temperature_follows_the_target_in_a_real_run(tmp_path):
     mean_d_var = dict(up["charts/mean_d_var"])
     for step, total in up["charts/sum_d_var"]:
         assert mean_d_var[step] == pytest.approx(total / 3, rel=1e-6)
-
-
-def test_one_gaussian_with_auto_is_still_td3_seed_for_seed(tmp_path):
-    gamid_dir = short_run(tmp_path, "gamid", n_actors=1, temperature="auto", epsilon="auto")
-    td3_dir = td3.main(td3.Args(runs_dir=str(tmp_path / "td3"), **{**TINY, "log_freq": 100}))
-    gamid_logged, td3_logged = scalars(gamid_dir), scalars(td3_dir)
-    for tag in ("charts/episodic_return", "eval/episodic_return", "losses/qf_loss", "losses/actor_loss"):
-        assert gamid_logged[tag] == td3_logged[tag], tag
-    gamid_model, td3_model = saved_model(gamid_dir, gamid), saved_model(td3_dir, td3)
-    for network in ("actor", "qf"):
-        for name, tensor in gamid_model[network].items():
-            assert torch.equal(tensor, td3_model[network][name]), f"{network}.{name}"
 
 
 BAD = [
@@ -159,12 +148,13 @@ def test_her_script_learns_the_temperature_the_same_way(tmp_path):
 
     import gamid_her_fetch as her
 
-    up = her_scalars(tiny_run(tmp_path, "up", temperature="auto", temperature_target=50.0))["charts/temperature"]
-    values = [value for _, value in up]
+    fast = dict(total_timesteps=600, eval_freq=600, eval_episodes=1)
+    up = her_scalars(tiny_run(tmp_path, "up", temperature="auto", temperature_target=50.0, **fast))
+    values = [value for _, value in up["charts/temperature"]]
     assert values == sorted(values) and values[-1] > values[0]
 
-    plain = tiny_run(tmp_path, "plain", n_actors=1)
-    auto = tiny_run(tmp_path, "auto", n_actors=1, temperature="auto", epsilon="auto")
+    plain = tiny_run(tmp_path, "plain", n_actors=1, **fast)
+    auto = tiny_run(tmp_path, "auto", n_actors=1, temperature="auto", epsilon="auto", **fast)
     plain_model = torch.load(glob.glob(os.path.join(plain, "*.model"))[0])
     auto_model = torch.load(glob.glob(os.path.join(auto, "*.model"))[0])
     for network in ("actor", "qf"):

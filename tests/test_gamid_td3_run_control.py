@@ -23,8 +23,8 @@ import td3_baseline as td3
 MODULES = {"gamid_continuous_action.py": gamid, "td3_baseline.py": td3}
 # Short Hopper runs (many short episodes) with tiny nets, a checkpoint every 300 steps and evaluations to wait for.
 FLAGS = [
-    "--env-id", "Hopper-v4", "--total-timesteps", "1500", "--learning-starts", "300", "--batch-size", "32",
-    "--net-arch", "32", "32", "--eval-freq", "500", "--eval-episodes", "2", "--log-freq", "100",
+    "--env-id", "Hopper-v4", "--total-timesteps", "1200", "--learning-starts", "300", "--batch-size", "32",
+    "--net-arch", "32", "32", "--eval-freq", "400", "--eval-episodes", "2", "--log-freq", "100",
     "--checkpoint-freq", "300", "--save-model", "--no-cuda",
 ]  # fmt: skip
 # Gamid's runs also learn the temperature (its parameter and optimizer are checkpointed) and record the means.
@@ -59,7 +59,7 @@ def assert_same_run(run_dir, reference_dir, script):
             assert torch.equal(tensor, reference[network][name]), f"{network}.{name}"
     if script.startswith("gamid"):
         means, reference_means = (np.load(os.path.join(d, "means.npz")) for d in (run_dir, reference_dir))
-        assert means["steps"].tolist() == [500, 1000, 1500]
+        assert means["steps"].tolist() == [400, 800, 1200]
         for name in ("steps", "means", "probe_obs"):
             assert np.array_equal(means[name], reference_means[name]), name
 
@@ -76,13 +76,15 @@ def reference(request, tmp_path_factory):
 
 def test_sigterm_checkpoints_at_the_episode_end_and_the_resumed_run_ends_bit_for_bit_the_same(reference, tmp_path):
     script, reference_dir, _, _ = reference
-    code, output = run_until(script, str(tmp_path), "step 500, eval return", signal.SIGTERM)
+    if script != "td3_baseline.py":
+        pytest.skip("one SIGTERM resume per family: TD3's; Gamid's SIGKILL resume covers its extra state")
+    code, output = run_until(script, str(tmp_path), "step 400, eval return", signal.SIGTERM)
     assert code == 75, output  # EX_TEMPFAIL: benchmarks/reproduce.py resumes runs that exit so
     run_dir = glob.glob(str(tmp_path / "*"))[0]
     resume_line = output.strip().splitlines()[-1]
     assert resume_line.startswith("interrupted at step ") and resume_line.endswith(f" --resume {run_dir}")
     stopped_at = int(resume_line.split()[3].rstrip(";"))
-    assert 500 < stopped_at < 1500  # the episode running at the signal was finished, not the run
+    assert 400 < stopped_at < 1200  # the episode running at the signal was finished, not the run
     assert torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)["step"] == stopped_at
     assert not glob.glob(os.path.join(run_dir, "*.model"))
 
@@ -93,15 +95,16 @@ def test_sigterm_checkpoints_at_the_episode_end_and_the_resumed_run_ends_bit_for
 
 def test_sigkill_resumes_from_the_last_periodic_checkpoint_and_still_matches(reference, tmp_path):
     script, reference_dir, _, _ = reference
-    code, _ = run_until(script, str(tmp_path), "step 1000, eval return", signal.SIGKILL)
+    if script != "gamid_continuous_action.py":
+        pytest.skip("one SIGKILL resume per family: Gamid's (temperature, means), as TD3's is the SIGTERM one")
+    code, _ = run_until(script, str(tmp_path), "step 800, eval return", signal.SIGKILL)
     assert code == -signal.SIGKILL
     run_dir = glob.glob(str(tmp_path / "*"))[0]
     checkpoint_step = torch.load(os.path.join(run_dir, "checkpoint.pt"), weights_only=False)["step"]
-    assert 300 <= checkpoint_step < 1000  # a periodic checkpoint: the run was killed before its end
+    assert 300 <= checkpoint_step < 800  # a periodic checkpoint: the run was killed before its end
     logged_when_killed = max(step for points in scalars(run_dir).values() for step, _ in points)
     assert logged_when_killed > checkpoint_step  # so the resumed run logs some steps a second time
-    if script.startswith("gamid"):  # and records the means of step 1000 again
-        assert np.load(os.path.join(run_dir, "means.npz"))["steps"].tolist() == [500, 1000]
+    assert np.load(os.path.join(run_dir, "means.npz"))["steps"].tolist() == [400, 800]  # recorded again resumed
 
     resumed = run_script(script, "--resume", run_dir)
     assert resumed.returncode == 0, resumed.stderr
@@ -109,22 +112,21 @@ def test_sigkill_resumes_from_the_last_periodic_checkpoint_and_still_matches(ref
 
 
 def test_the_tracked_reference_logged_to_weights_and_biases_and_learned_its_temperature(reference):
-    script, reference_dir, output, scratch = reference
+    script, reference_dir, _, scratch = reference
     assert len(glob.glob(str(scratch / "wandb" / "offline-run-*" / "run-*.wandb"))) == 1
     if script.startswith("gamid"):  # --temperature auto --epsilon auto: the default D* of N = 3, Hopper's 3 actions
         logged = {tag: [value for _, value in points] for tag, points in scalars(reference_dir).items()}
-        assert logged["charts/temperature_target"] == pytest.approx([3.0 - math.log(2)] * 12)
-        assert logged["charts/epsilon"] == pytest.approx([1 / 30] * 12)
-        assert f"temperature_target={gamid.target_d_var(3, 3)}" in output
+        assert logged["charts/temperature_target"] == pytest.approx([3.0 - math.log(2)] * 9)
+        assert logged["charts/epsilon"] == pytest.approx([1 / 30] * 9)
         temperatures = logged["charts/temperature"]  # learned from Table 5's 0.1 on
-        assert temperatures[0] == pytest.approx(0.1, rel=0.05) and len(set(temperatures)) == 12
+        assert temperatures[0] == pytest.approx(0.1, rel=0.05) and len(set(temperatures)) == 9
 
 
 def test_a_finished_run_says_so(reference, capsys):
     script, reference_dir, _, _ = reference
     module = MODULES[script]
     assert module.main(module.Args(resume=reference_dir)) == reference_dir
-    assert capsys.readouterr().out.strip().endswith(f"{reference_dir} already finished at step 1500; nothing to do.")
+    assert capsys.readouterr().out.strip().endswith(f"{reference_dir} already finished at step 1200; nothing to do.")
 
 
 def test_a_truncated_checkpoint_or_a_missing_run_is_refused_with_one_sentence(reference, tmp_path):
@@ -135,7 +137,7 @@ def test_a_truncated_checkpoint_or_a_missing_run_is_refused_with_one_sentence(re
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     for resume, start, end in (
         (run_dir, f"{path} cannot be read (", "); runs write one every --checkpoint-freq."),
-        (tmp_path, f"{tmp_path} is not a run directory", "(no hyperparameters.json)."),
+        (tmp_path, f"{tmp_path / 'checkpoint.pt'} cannot be read (FileNotFoundError)", "--checkpoint-freq."),
     ):
         with pytest.raises(SystemExit) as exit_info:
             module.main(module.Args(resume=str(resume)))
@@ -146,7 +148,7 @@ def test_a_truncated_checkpoint_or_a_missing_run_is_refused_with_one_sentence(re
 def test_evaluate_watches_a_saved_model_or_checkpoint_and_trains_nothing(reference, monkeypatch, capsys):
     script, reference_dir, output, _ = reference
     module = MODULES[script]
-    final_evaluation = [line for line in output.splitlines() if line.startswith("step 1500, eval return")][0]
+    final_evaluation = [line for line in output.splitlines() if line.startswith("step 1200, eval return")][0]
     model = glob.glob(os.path.join(reference_dir, "*.model"))[0]
     before = sorted(os.listdir(reference_dir))
     # To more digits than printed: the same greedy policy from the same start states gives the run's final

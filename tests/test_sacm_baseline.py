@@ -12,26 +12,15 @@ import pytest
 import torch
 import torch.distributions as D
 import torch.nn.functional as F
-from conftest import run_script, scalars
+from conftest import scalars
 
 import sacm_baseline as sacm
 
 # Hopper (random actions end episodes within ~50 steps) with small nets: seconds per run.
-TINY = dict(
-    env_id="Hopper-v4",
-    n_components=3,
-    learn_weights=True,  # the learned-weights path end to end; uniform weights are the default
-    total_timesteps=700,
-    learning_starts=500,
-    batch_size=32,
-    net_arch=(32, 32),
-    eval_freq=300,
-    eval_episodes=2,
-    log_freq=50,
-    save_model=True,
-    checkpoint_freq=0,
-    cuda=False,
-)
+# learn_weights: that path end to end (uniform weights are the default).
+TINY = dict(env_id="Hopper-v4", n_components=3, learn_weights=True, total_timesteps=500, learning_starts=300,
+            batch_size=32, net_arch=(16, 16), eval_freq=200, eval_episodes=2, log_freq=50, save_model=True,
+            checkpoint_freq=0, cuda=False)  # fmt: skip
 
 
 def random_mixture(k, batch, act_dim, seed=0):
@@ -320,7 +309,7 @@ def test_a_short_mujoco_run_logs_evaluates_and_saves_a_model_and_evaluating_less
     expected |= {"losses/qf_loss", "losses/qf1_values", "losses/actor_loss", "losses/alpha", "losses/alpha_loss"}
     expected |= {"charts/entropy"} | {f"charts/component_{i}/{s}" for i in range(3) for s in ("weight", "std")}
     assert expected <= set(logged) and "charts/component_3/weight" not in logged
-    assert [step for step, _ in logged["eval/episodic_return"]] == [300, 600, 700]  # every eval_freq and at the end
+    assert [step for step, _ in logged["eval/episodic_return"]] == [200, 400, 500]  # every eval_freq and at the end
     assert logged["losses/alpha"][-1][1] < 1  # auto-tuned down from 1 by the entropy target
     model = torch.load(os.path.join(often, "sacm_baseline.model"), weights_only=False)
     saved = sacm.Args(**model["args"])
@@ -335,9 +324,9 @@ def test_a_short_mujoco_run_logs_evaluates_and_saves_a_model_and_evaluating_less
     assert float(printed.split(" +- ")[0]) == pytest.approx(logged["eval/episodic_return"][-1][1], abs=0.05)
 
     # Evaluation draws no random number: evaluating only at the end trains the same run, bit for bit.
-    rarely = sacm.main(sacm.Args(runs_dir=str(tmp_path / "rarely"), **{**TINY, "eval_freq": 700}))
+    rarely = sacm.main(sacm.Args(runs_dir=str(tmp_path / "rarely"), **{**TINY, "eval_freq": 500}))
     rarely_logged = scalars(rarely)
-    assert [step for step, _ in rarely_logged["eval/episodic_return"]] == [700]
+    assert [step for step, _ in rarely_logged["eval/episodic_return"]] == [500]
     for tag in set(logged) - {"charts/SPS", "eval/episodic_return"}:
         assert rarely_logged[tag] == logged[tag], tag
     other = torch.load(os.path.join(rarely, "sacm_baseline.model"), weights_only=False)
@@ -438,11 +427,10 @@ def test_flags_override_the_preset_and_other_envs_take_halfcheetahs_column(capsy
 BAD = [
     (dict(n_components=0), "--n-components must be at least 1, got 0."),
     (dict(batch_size=2000, buffer_size=1000), "--batch-size 2000 exceeds --buffer-size."),
-    (dict(total_timesteps=500), "--total-timesteps must exceed --learning-starts."),
+    (dict(total_timesteps=300), "--total-timesteps must exceed --learning-starts."),
     (dict(gradient_steps=0), "--gradient-steps must be positive, or -1."),
     (dict(tau=1.5), "--tau must lie in (0, 1], got 1.5."),
     (dict(autotune=False, ent_coef=-0.1), "--ent-coef must be positive, got -0.1."),
-    (dict(eval_freq=0), "--batch-size, --eval-freq, --eval-episodes and --log-freq must be positive."),
     (dict(env_id="NoSuchEnv-v0"), "Unknown env id 'NoSuchEnv-v0'; supported paper tasks are Swimmer"),
     (dict(env_id="CartPole-v1"), "CartPole-v1 has a Discrete action space; this script needs a continuous (Box) one."),
 ]
@@ -455,9 +443,6 @@ def test_bad_input_is_refused_before_training_in_one_sentence(tmp_path):
         message = str(exit_info.value.code)
         assert message.startswith(sentence) and message.count(". ") == 0 and "\n" not in message, message
         assert not os.listdir(tmp_path)  # nothing was trained or logged
-    result = run_script("sacm_baseline.py", "--n-components", "0", "--runs-dir", tmp_path)  # as a user sees it
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "--n-components must be at least 1, got 0."
 
 
 def test_nan_loss_stops_the_run_naming_step_and_loss_after_saving_logs(tmp_path, monkeypatch):
@@ -470,7 +455,7 @@ def test_nan_loss_stops_the_run_naming_step_and_loss_after_saving_logs(tmp_path,
 
     monkeypatch.setattr(sacm, "train_step", poisoned)
     with pytest.raises(SystemExit) as exit_info:
-        sacm.main(sacm.Args(runs_dir=str(tmp_path), **{**TINY, "total_timesteps": 550, "save_model": False}))
-    assert str(exit_info.value.code).startswith("losses/qf_loss is nan at step 550; stopping")
+        sacm.main(sacm.Args(runs_dir=str(tmp_path), **{**TINY, "total_timesteps": 350, "save_model": False}))
+    assert str(exit_info.value.code).startswith("losses/qf_loss is nan at step 350; stopping")
     (run_dir,) = tmp_path.iterdir()
     assert "charts/episodic_return" in scalars(str(run_dir))
