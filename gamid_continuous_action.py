@@ -177,7 +177,7 @@ def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> tuple[t
 
 
 def diagnostics(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor) -> dict:
-    """Saturated share |mu| > 0.99, Q1 gap of the best two means, temperature |grad D_var| / |grad Q1| (README)."""
+    """Saturated share |mu| > 0.99, Q1 gap of the best two means, tau |grad D_var| / |grad Q1| (docs/long-runs.md)."""
     means = actor(obs).detach().requires_grad_(True)  # (N, B, act)
     q1 = qf(obs, means, members=1)[0]  # (N, B)
     (q_grad,) = torch.autograd.grad(q1.sum(), means)  # the weights' .grad are untouched
@@ -257,7 +257,7 @@ def actor_losses(
 
 
 # --temperature auto (the paper's future work, §5): the temperature held by a target, as SAC holds its entropy.
-TARGET_SPACING = 1.0  # delta / sqrt(action dim) of target_d_var: the D_var the tuned presets reach (README)
+TARGET_SPACING = 1.0  # delta / sqrt(act dim) of target_d_var: the D_var tuned presets reach (docs/temperature.md)
 
 
 def target_d_var(n_actors: int, act_dim: int) -> float:

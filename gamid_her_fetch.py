@@ -1,7 +1,7 @@
 """Gamid (Algorithm 1 of Dey & Sharon, TMLR) on TD3 with Hindsight Experience Replay for the Fetch rows of Table 1.
 
 Goal envs: actor and critics see observation + desired_goal; the buffer relabels goals when sampling (HER `future`,
-Andrychowicz et al., 2017). N = 1 is TD3 + HER. Run: python gamid_her_fetch.py --env-id FetchPush-v4 (README)."""
+Andrychowicz et al., 2017). N = 1 is TD3 + HER. Run: python gamid_her_fetch.py --env-id FetchPush-v4 (docs/fetch.md)."""
 
 import atexit
 import json
@@ -212,7 +212,7 @@ def greedy_action(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor) -> tuple[t
 
 
 def diagnostics(actor: GaussianMeans, qf: TwinQ, obs: torch.Tensor, temperature: float | torch.Tensor) -> dict:
-    """Saturated share |mu| > 0.99, Q1 gap of the best two means, temperature |grad D_var| / |grad Q1| (README)."""
+    """Saturated share |mu| > 0.99, Q1 gap of the best two means, tau |grad D_var| / |grad Q1| (docs/long-runs.md)."""
     means = actor(obs).detach().requires_grad_(True)  # (N, B, act)
     q1 = qf(obs, means, members=1)[0]  # (N, B)
     (q_grad,) = torch.autograd.grad(q1.sum(), means)  # the weights' .grad are untouched
@@ -358,7 +358,7 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 # --temperature auto (the paper's future work, §5): the temperature held by a target, as SAC holds its entropy.
-TARGET_SPACING = 1.0  # delta / sqrt(action dim) of target_d_var: the D_var the tuned presets reach (README)
+TARGET_SPACING = 1.0  # delta / sqrt(act dim) of target_d_var: the D_var tuned presets reach (docs/temperature.md)
 
 
 def target_d_var(n_actors: int, act_dim: int) -> float:

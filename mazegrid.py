@@ -2,7 +2,7 @@
 
 Deterministic vs stochastic GMM policy gradients on a sparse-reward maze (Appendix A, Figure 7): a compact Gamid
 (Algorithm 1 on TD3, as gamid_continuous_action.py) against SACM (as sacm_baseline.py), --algo gamid | sacm | both,
-each over --num-seeds seeds. Paper's claim (§4.2): SACM is the more sample-efficient here; README "MazeGrid": ours."""
+each over --num-seeds seeds. The paper (§4.2): SACM is more sample-efficient here; ours: docs/toy-experiments.md."""
 
 import json
 import math

@@ -7,7 +7,7 @@ Only the paper's abstract and introduction could be read: the method follows the
 at commit d599e29 of github.com/quantumiracle/Popular-RL-Algorithms. Assumed: SAC's MuJoCo hyperparameters on every
 task, K = 4, 10,000 warm-up steps. Deviations from [C] (a demo's settings): tau, batch size, width and warm-up (see
 Args), no reward scaling, the exact tanh correction, PyTorch's init; greedy evaluation by the expert with the highest
-Q1. README, "PMOE", has every reason.
+Q1. docs/baselines.md, "PMOE", has every reason.
 """
 
 import atexit

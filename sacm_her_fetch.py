@@ -2,7 +2,7 @@
 
 SAC whose actor is a tanh-squashed mixture of K Gaussians (SACM, Baram et al., 2021; K = 1 is SAC). Actor and critics
 see observation + desired_goal; the buffer relabels goals when sampling (HER `future`, Andrychowicz et al., 2017).
-Hyperparameters: Table 8 (PRESETS). Usage: README, "SAC and SACM with HER on Fetch"."""
+Hyperparameters: Table 8 (PRESETS). Usage: docs/fetch.md."""
 
 import atexit
 import json

@@ -191,6 +191,24 @@ def test_gamid_target_smooths_only_the_gaussian_chosen_on_noise_free_means():
     assert (old - target).abs().max() > 1e-3  # the two rules differ on this batch
 
 
+def test_sacm_soft_target_subtracts_the_entropy_term_and_stops_at_terminations():
+    # y = r + gamma (1 - d) (min_k Q_targ,k(s', a') - alpha log pi(a'|s')), a' drawn from the mixture; built from the
+    # agent's own draw, replayed from the same seed, so the sign of alpha and the (1 - d) factor are both checked.
+    args = small_args(n_components=3)
+    torch.manual_seed(0)
+    agent = mazegrid.SACM(args, 2, 2, torch.device("cpu"))
+    batch, alpha = random_batch(), torch.tensor(0.7)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        u, log_prob = agent.sample(batch.next_obs)
+        next_v = agent.qf_target(batch.next_obs, torch.tanh(u)).min(0).values - alpha * log_prob
+        torch.manual_seed(1)
+        target = agent.td_target(batch, alpha)
+    expected = batch.rewards + args.gamma * (1 - batch.terminated) * next_v
+    assert torch.allclose(target, expected, atol=1e-6)
+    assert torch.equal(target[batch.terminated == 1], batch.rewards[batch.terminated == 1])  # no bootstrap there
+
+
 def hand_d_var(means, i):
     """-log sum_{j != i} exp(-||mu_i - sg(mu_j)||^2), one pair at a time (Eq. 4)."""
     terms = [torch.exp(-(means[i] - means[j].detach()).pow(2).sum(-1)) for j in range(len(means)) if j != i]
