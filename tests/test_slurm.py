@@ -352,7 +352,7 @@ def test_preempted_task_checkpoints_requeues_itself_and_resumes_to_the_same_run(
     assert "SIGUSR1 received" in log and stopped, log  # the batch shell passed the signal on to the run
     step = int(stopped.group(1))
     # While it trained, its output was already in train.log (Python writing to a file buffers it otherwise).
-    assert "hyperparameters:" in said["log_at_signal"], said["log_at_signal"]
+    assert "is not one of the paper's tasks" in said["log_at_signal"], said["log_at_signal"]  # the script's first line
     assert CHECKPOINT_FREQ <= step < TOTAL and step % EPISODE == 0  # at an episode's end, before the budget
     attempts = re.findall(r"^--- .*: python (.*) \(task (\S+), restart (\d+);", log, flags=re.M)
     run = reproduce.read_manifest(slurm)["runs"][PREEMPTED]

@@ -38,7 +38,7 @@ def test_a_backend_that_cannot_render_refuses_in_one_sentence_before_training_an
                         "--capture-video", env=NO_DISPLAY)  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip() == REFUSAL  # no traceback, no GLFW warnings
-    assert "hyperparameters:" not in result.stdout and not (tmp_path / "runs").exists()
+    assert "eval return" not in result.stdout and not (tmp_path / "runs").exists()
 
     trained = run_script("td3_baseline.py", *TINY, "--total-timesteps", "600", "--runs-dir", tmp_path, "--save-model")
     assert trained.returncode == 0, trained.stderr
