@@ -308,8 +308,8 @@ def grids(cluster, tmp_path_factory):
         )
         print(said["signalled"])
         deadline = time.time() + WAIT
-        while cluster.job(preempted).get("Restarts") == "0":
-            ended = cluster.job(preempted).get("JobState") not in ("RUNNING", "COMPLETING")
+        while (state := cluster.job(preempted)).get("Restarts") == "0":  # one reading: the requeue may land between
+            ended = state.get("JobState") not in ("RUNNING", "COMPLETING")
             assert time.time() < deadline and not ended, cluster.show(preempted) + "\n" + slurm_out(slurm, job)
             time.sleep(0.2)
         said["requeued"] = cluster.show(preempted)
