@@ -74,10 +74,9 @@ def reference(request, tmp_path_factory):
     return script, glob.glob(str(scratch / "runs" / "*"))[0], result.stdout, scratch
 
 
+@pytest.mark.parametrize("reference", ["td3_baseline.py"], indirect=True)  # one SIGTERM resume: TD3's
 def test_sigterm_checkpoints_at_the_episode_end_and_the_resumed_run_ends_bit_for_bit_the_same(reference, tmp_path):
     script, reference_dir, _, _ = reference
-    if script != "td3_baseline.py":
-        pytest.skip("one SIGTERM resume per family: TD3's; Gamid's SIGKILL resume covers its extra state")
     code, output = run_until(script, str(tmp_path), "step 400, eval return", signal.SIGTERM)
     assert code == 75, output  # EX_TEMPFAIL: benchmarks/reproduce.py resumes runs that exit so
     run_dir = glob.glob(str(tmp_path / "*"))[0]
@@ -93,10 +92,9 @@ def test_sigterm_checkpoints_at_the_episode_end_and_the_resumed_run_ends_bit_for
     assert_same_run(run_dir, reference_dir, script)
 
 
+@pytest.mark.parametrize("reference", ["gamid_continuous_action.py"], indirect=True)  # and Gamid's extra state
 def test_sigkill_resumes_from_the_last_periodic_checkpoint_and_still_matches(reference, tmp_path):
     script, reference_dir, _, _ = reference
-    if script != "gamid_continuous_action.py":
-        pytest.skip("one SIGKILL resume per family: Gamid's (temperature, means), as TD3's is the SIGTERM one")
     code, _ = run_until(script, str(tmp_path), "step 800, eval return", signal.SIGKILL)
     assert code == -signal.SIGKILL
     run_dir = glob.glob(str(tmp_path / "*"))[0]
