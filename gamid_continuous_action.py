@@ -414,6 +414,8 @@ def resolve_args(args: Args) -> Args:
         raise SystemExit("--total-timesteps must exceed --learning-starts, or nothing is trained.")
     if args.gradient_steps < -1 or min(abs(args.gradient_steps), args.batch_size, args.eval_episodes) < 1:
         raise SystemExit("--gradient-steps must be positive or -1, and --batch-size and --eval-episodes positive.")
+    if min(args.policy_delay, args.eval_freq, args.log_freq) < 1:
+        raise SystemExit("--policy-delay, --eval-freq and --log-freq must be positive.")
     if args.record_means and not 1 <= args.probe_states <= min(args.eval_freq, args.learning_starts):
         raise SystemExit("--probe-states must be at least 1 and at most --eval-freq and --learning-starts.")
     if auto_epsilon:  # 1/(10N), constant, in place of the schedule

@@ -105,6 +105,8 @@ def resolve_args(args: Args) -> Args:
         (args.total_timesteps <= args.learning_starts, "--total-timesteps must exceed --learning-starts."),
         (args.batch_size > args.buffer_size, "--batch-size must not exceed --buffer-size."),
         (args.gradient_steps == 0 or args.gradient_steps < -1, "--gradient-steps must be positive, or -1."),
+        (min(args.batch_size, args.policy_delay, args.eval_freq, args.eval_episodes, args.log_freq) < 1,
+         "--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive."),
         (args.n_sampled_goal < 0, "--n-sampled-goal must not be negative."),
         (args.temperature_target is not None and args.temperature != "auto",
          "--temperature-target is the target of --temperature auto; give both or neither."),

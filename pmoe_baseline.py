@@ -330,6 +330,8 @@ def resolve_args(args: Args) -> Args:
         (args.n_experts < 1, f"--n-experts must be at least 1, got {args.n_experts}."),
         (args.batch_size > args.buffer_size, f"--batch-size {args.batch_size} exceeds --buffer-size."),
         (args.total_timesteps <= args.learning_starts, "--total-timesteps must exceed --learning-starts."),
+        (min(args.batch_size, args.eval_freq, args.eval_episodes, args.log_freq) < 1,
+         "--batch-size, --eval-freq, --eval-episodes and --log-freq must be positive."),
         (not 0 < args.tau <= 1, f"--tau must lie in (0, 1], got {args.tau}."),
         (not 0 <= args.gamma <= 1, f"--gamma must lie in [0, 1], got {args.gamma}."),
         (args.ent_coef <= 0, f"--ent-coef must be positive, got {args.ent_coef}."),

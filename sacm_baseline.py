@@ -99,6 +99,8 @@ def resolve_args(args: Args) -> Args:
         (args.batch_size > args.buffer_size, f"--batch-size {args.batch_size} exceeds --buffer-size."),
         (args.total_timesteps <= args.learning_starts, "--total-timesteps must exceed --learning-starts."),
         (args.gradient_steps == 0 or args.gradient_steps < -1, "--gradient-steps must be positive, or -1."),
+        (min(args.batch_size, args.eval_freq, args.eval_episodes, args.log_freq) < 1,
+         "--batch-size, --eval-freq, --eval-episodes and --log-freq must be positive."),
         (not 0 < args.tau <= 1, f"--tau must lie in (0, 1], got {args.tau}."),
         (args.ent_coef <= 0, f"--ent-coef must be positive, got {args.ent_coef}."),
     ]:  # fmt: skip

@@ -431,6 +431,10 @@ BAD = [
     (dict(total_timesteps=1000), "--total-timesteps must exceed --learning-starts."),
     (dict(gradient_steps=-2), "--gradient-steps must be positive, or -1."),
     (dict(n_sampled_goal=-1), "--n-sampled-goal must not be negative."),
+    (
+        dict(policy_delay=0),
+        "--batch-size, --policy-delay, --eval-freq, --eval-episodes and --log-freq must be positive.",
+    ),
     (dict(temperature_target=1.0), "--temperature-target is the target of --temperature auto; give both or neither."),
     (
         dict(epsilon="auto", epsilon_final=0.3),

@@ -265,6 +265,7 @@ BAD_MIXTURE = [
     (dict(epsilon_initial=1.5), "must lie in [0, 1]"),
     (dict(temperature_fraction=-0.1), "must lie in [0, 1]"),
     (dict(temperature_final=-1.0), "must not be negative"),
+    (dict(log_freq=0), "--policy-delay, --eval-freq and --log-freq must be positive."),
 ]
 BAD = [
     (dict(batch_size=2000, buffer_size=1000), "larger than --buffer-size"),

@@ -419,6 +419,7 @@ BAD = [
     (dict(batch_size=2000, buffer_size=1000), "--batch-size 2000 exceeds --buffer-size."),
     (dict(total_timesteps=200), "--total-timesteps must exceed --learning-starts."),
     (dict(tau=0.0), "--tau must lie in (0, 1], got 0.0."),
+    (dict(eval_freq=0), "--batch-size, --eval-freq, --eval-episodes and --log-freq must be positive."),
     (dict(gamma=1.5), "--gamma must lie in [0, 1], got 1.5."),
     (dict(autotune=False, ent_coef=-0.1), "--ent-coef must be positive, got -0.1."),
     (dict(env_id="NoSuchEnv-v0"), "Unknown env id 'NoSuchEnv-v0'; supported paper tasks are Swimmer"),

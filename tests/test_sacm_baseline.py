@@ -430,6 +430,7 @@ BAD = [
     (dict(total_timesteps=300), "--total-timesteps must exceed --learning-starts."),
     (dict(gradient_steps=0), "--gradient-steps must be positive, or -1."),
     (dict(tau=1.5), "--tau must lie in (0, 1], got 1.5."),
+    (dict(eval_episodes=0), "--batch-size, --eval-freq, --eval-episodes and --log-freq must be positive."),
     (dict(autotune=False, ent_coef=-0.1), "--ent-coef must be positive, got -0.1."),
     (dict(env_id="NoSuchEnv-v0"), "Unknown env id 'NoSuchEnv-v0'; supported paper tasks are Swimmer"),
     (dict(env_id="CartPole-v1"), "CartPole-v1 has a Discrete action space; this script needs a continuous (Box) one."),

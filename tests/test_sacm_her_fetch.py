@@ -276,6 +276,7 @@ BAD = [
     (dict(gradient_steps=0), "--gradient-steps must be positive, or -1."),
     (dict(autotune=False, ent_coef=-1.0), "--ent-coef must be positive, got -1.0."),
     (dict(tau=1.5), "--tau must lie in (0, 1], got 1.5."),
+    (dict(log_freq=0), "--batch-size, --eval-freq, --eval-episodes and --log-freq must be positive."),
     (dict(n_sampled_goal=-1), "--n-sampled-goal must not be negative, got -1."),
     (dict(env_id="FetchPull-v4"), "Unknown env id 'FetchPull-v4'; supported paper tasks are FetchPush-v1/-v4"),
     (dict(env_id="Hopper-v4"), "Hopper-v4 is not a goal env"),
